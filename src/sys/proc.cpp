@@ -1,0 +1,99 @@
+#include "sys/proc.hpp"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ext/stdio_sync_filebuf.h>
+#include <stdio_ext.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "sys/sys_error.hpp"
+
+static_assert(ipckit::sys::kSigKill == SIGKILL && ipckit::sys::kSigTerm == SIGTERM);
+
+namespace ipckit::sys {
+namespace {
+
+// Raw system calls: glibc 2.36 (Debian 12) declares pidfd_open in <sys/pidfd.h> without
+// extern "C", so C++ cannot link against it (fixed in glibc 2.37).
+int sys_pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int sys_pidfd_send_signal(int pidfd, int signal) noexcept {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+}
+
+}  // namespace
+
+int current_pid() noexcept { return ::getpid(); }
+int parent_pid() noexcept { return ::getppid(); }
+
+int fork_process(std::string_view subject) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_last_error("fork", subject);
+  return pid;
+}
+
+void flush_standard_streams() noexcept {
+  // With sync_with_stdio (the default), libstdc++'s std::cout has no buffer of its own:
+  // it writes straight into stdout's FILE, which __fpending sees.
+  if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(std::cout.rdbuf()) == nullptr) std::cout.flush();
+  if (__fpending(stdout) > 0) std::fflush(stdout);
+  if (__fpending(stderr) > 0) std::fflush(stderr);
+}
+
+void exit_immediately(int code) noexcept { ::_exit(code); }
+
+UniqueFd open_pidfd(int pid, std::string_view subject) {
+  const int fd = sys_pidfd_open(pid);  // pidfds are always close-on-exec
+  if (fd < 0) throw_last_error("pidfd_open(" + std::to_string(pid) + ")", subject);
+  return UniqueFd(fd);
+}
+
+UniqueFd try_open_pidfd(int pid) noexcept { return UniqueFd(sys_pidfd_open(pid)); }
+
+std::optional<int> reap_child(int pid, bool block, std::string_view subject) {
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, block ? 0 : WNOHANG);
+    if (r == pid) break;
+    if (r == 0) return std::nullopt;
+    if (errno == EINTR) continue;
+    throw_last_error("waitpid(" + std::to_string(pid) + ")", subject);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return std::nullopt;  // not reachable without WUNTRACED/WCONTINUED
+}
+
+void signal_pidfd(int pidfd, int signal, std::string_view subject) {
+  if (sys_pidfd_send_signal(pidfd, signal) == 0 || errno == ESRCH) return;
+  throw_last_error("pidfd_send_signal(" + std::to_string(signal) + ")", subject);
+}
+
+void signal_pid(int pid, int signal) noexcept { ::kill(pid, signal); }
+
+bool set_parent_death_signal(int signal, int expected_parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, signal);
+  // The parent may have died between fork() and prctl(); then we were re-parented.
+  return ::getppid() == expected_parent;
+}
+
+int usable_cpu_count() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) {
+    const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+  }
+  const int n = CPU_COUNT(&set);
+  return n > 0 ? n : 1;
+}
+
+}  // namespace ipckit::sys
