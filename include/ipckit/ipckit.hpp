@@ -1,0 +1,8 @@
+// ipckit/ipckit.hpp — every public ipckit header.
+#pragma once
+
+#include "ipckit/codec.hpp"       // values <-> MessagePack bytes
+#include "ipckit/connection.hpp"  // Connection, Pipe()
+#include "ipckit/error.hpp"       // the exception hierarchy
+#include "ipckit/process.hpp"     // Process, current_process(), parent_process(), ...
+#include "ipckit/wait.hpp"        // wait() on connections, processes and fds

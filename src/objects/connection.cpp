@@ -1,0 +1,233 @@
+// Connection: the user-facing end of a StreamChannel, with one lock per direction.
+//
+// Locks: send_mutex serialises whole frames on the way out; recv_mutex guards the
+// channel's receive buffer. They are independent, so one thread may block in recv while
+// another sends. `closed`, `readable` and `max_message_size` are atomics so that
+// wait(), poll() callers and close() can read them without either lock.
+#include "ipckit/connection.hpp"
+
+#include <atomic>
+#include <mutex>
+
+#include "sys/deadline.hpp"
+#include "transport/stream_channel.hpp"
+
+namespace ipckit {
+
+using std::chrono::nanoseconds;
+
+namespace {
+
+sys::Deadline deadline_for(std::optional<nanoseconds> timeout) {
+  return timeout ? sys::Deadline::after(*timeout) : sys::Deadline::never();
+}
+
+}  // namespace
+
+struct Connection::State {
+  State(sys::UniqueFd fd, bool r, bool w, ConnectionOptions options)
+      : channel(make_channel(std::move(fd))),
+        readable(r),
+        writable(w),
+        max_message_size(options.max_message_size) {}
+
+  static transport::StreamChannel make_channel(sys::UniqueFd fd) {
+    std::string subject = "connection fd " + std::to_string(fd.get());
+    return transport::StreamChannel(std::move(fd), std::move(subject));
+  }
+
+  transport::StreamChannel channel;  // fd: guarded by both mutexes for close
+  std::mutex send_mutex;
+  std::mutex recv_mutex;
+  std::atomic<bool> readable;
+  const bool writable;
+  std::atomic<bool> closed{false};
+  std::atomic<std::size_t> max_message_size;
+
+  void require_open(const char* what) const {
+    if (closed.load(std::memory_order_acquire))
+      throw ValueError(std::string(what) + " on a closed connection");
+  }
+  void require_readable(const char* what) const {
+    require_open(what);
+    if (!readable.load(std::memory_order_acquire))
+      throw ValueError(std::string(what) + " on " + channel.subject() + ": it is not readable" +
+                       (poisoned ? " any more (an earlier message broke the limit or the format)" : ""));
+  }
+  bool poisoned = false;  // guarded by recv_mutex
+  void poison() {
+    poisoned = true;
+    readable = false;
+  }
+};
+
+Connection::Connection() noexcept = default;
+
+Connection::Connection(int fd, bool readable, bool writable, ConnectionOptions options) {
+  if (fd < 0) throw ValueError("Connection: invalid fd " + std::to_string(fd));
+  sys::UniqueFd owned(fd);
+  if (!readable && !writable) throw ValueError("Connection: at least one of readable and writable must be true");
+  state_ = std::make_unique<State>(std::move(owned), readable, writable, options);
+}
+
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+Connection::~Connection() = default;  // StreamChannel closes the fd
+
+void Connection::send_bytes(std::span<const std::byte> data, std::size_t offset,
+                            std::optional<std::size_t> size) {
+  if (offset > data.size()) throw ValueError("send_bytes: offset is beyond the end of the buffer");
+  const std::size_t count = size.value_or(data.size() - offset);
+  if (count > data.size() - offset) throw ValueError("send_bytes: offset + size is beyond the end of the buffer");
+  State& s = state("send_bytes");
+  s.require_open("send_bytes");
+  if (!s.writable) throw ValueError("send_bytes on " + s.channel.subject() + ": it is not writable");
+  const sys::ConstBytes part = data.subspan(offset, count);
+  std::lock_guard lock(s.send_mutex);
+  s.require_open("send_bytes");
+  s.channel.send(std::span(&part, 1));
+}
+
+namespace {
+
+// Receives one message and hands it to `sink` while it is still in the channel's buffer.
+// False on timeout. A message over `limit` or a broken frame leaves the connection
+// unreadable, as Python's Connection does after a bad length.
+bool receive(Connection::State& s, void (*sink)(void*, std::span<const std::byte>), void* context,
+             const sys::Deadline& deadline, std::optional<std::size_t> maxlength) {
+  s.require_readable("recv");
+  std::lock_guard lock(s.recv_mutex);
+  s.require_readable("recv");
+  std::size_t limit = s.max_message_size.load(std::memory_order_relaxed);
+  if (maxlength && *maxlength < limit) limit = *maxlength;
+  std::optional<std::span<const std::byte>> message;
+  try {
+    message = s.channel.recv(deadline, limit);
+  } catch (const MessageTooLarge&) {
+    s.poison();
+    throw;
+  } catch (const ProtocolError&) {
+    s.poison();
+    throw;
+  }
+  if (!message) return false;
+  try {
+    sink(context, *message);
+  } catch (DecodeError& e) {
+    e.set_payload(s.channel.take_payload(*message));
+    throw;
+  }
+  return true;
+}
+
+struct TakeBytes {
+  Connection::State* state;
+  std::optional<Bytes> out;
+  static void sink(void* raw, std::span<const std::byte> message) {
+    auto& self = *static_cast<TakeBytes*>(raw);
+    self.out.emplace(self.state->channel.take_payload(message));
+  }
+};
+
+}  // namespace
+
+Connection::State& Connection::state(const char* what) const {
+  if (!state_) throw ValueError(std::string(what) + " on a closed connection");
+  return *state_;
+}
+
+bool Connection::recv_to(Sink sink, void* context, std::optional<nanoseconds> timeout) {
+  return receive(state("recv"), sink, context, deadline_for(timeout), std::nullopt);
+}
+
+Bytes Connection::recv_bytes(std::optional<std::size_t> maxlength) {
+  TakeBytes take{&state("recv_bytes"), std::nullopt};
+  receive(*take.state, &TakeBytes::sink, &take, sys::Deadline::never(), maxlength);
+  return std::move(*take.out);
+}
+
+std::optional<Bytes> Connection::recv_bytes(nanoseconds timeout) {
+  TakeBytes take{&state("recv_bytes"), std::nullopt};
+  receive(*take.state, &TakeBytes::sink, &take, sys::Deadline::after(timeout), std::nullopt);
+  return std::move(take.out);
+}
+
+std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t offset) {
+  if (offset > buffer.size()) throw ValueError("recv_bytes_into: offset is beyond the end of the buffer");
+  struct Context {
+    State* state;
+    std::span<std::byte> into;
+    std::size_t size = 0;
+  } context{&state("recv_bytes_into"), buffer.subspan(offset)};
+  receive(*context.state, 
+      [](void* raw, std::span<const std::byte> message) {
+        auto& c = *static_cast<Context*>(raw);
+        c.size = message.size();
+        if (message.size() > c.into.size()) {
+          throw BufferTooShort("recv_bytes_into: a message of " + std::to_string(message.size()) +
+                                   " bytes does not fit the " + std::to_string(c.into.size()) +
+                                   " bytes of buffer; the message is in BufferTooShort::message()",
+                               c.state->channel.take_payload(message));
+        }
+        std::copy(message.begin(), message.end(), c.into.begin());
+      },
+      &context, sys::Deadline::never(), std::nullopt);
+  return context.size;
+}
+
+bool Connection::poll(std::optional<nanoseconds> timeout) {
+  State& s = state("poll");
+  s.require_readable("poll");
+  if (s.channel.has_buffered_frame()) return true;
+  return sys::wait_readable(s.channel.fd(), deadline_for(timeout));
+}
+
+void Connection::close() {
+  if (!state_) return;
+  State& s = *state_;
+  if (s.closed.exchange(true)) return;
+  // No shutdown(): after fork the socket is shared, and shutdown would end the peer's
+  // copy too. Closing just this fd waits for a send or recv another thread has in flight.
+  std::scoped_lock lock(s.send_mutex, s.recv_mutex);
+  s.channel.close();
+}
+
+bool Connection::closed() const noexcept { return !state_ || state_->closed.load(); }
+bool Connection::readable() const noexcept { return state_ && !closed() && state_->readable.load(); }
+bool Connection::writable() const noexcept { return state_ && !closed() && state_->writable; }
+
+int Connection::fileno() const {
+  if (closed()) throw ValueError("fileno of a closed connection");
+  return state_->channel.fd();
+}
+
+std::size_t Connection::max_message_size() const noexcept {
+  return state_ ? state_->max_message_size.load() : kDefaultMaxMessageSize;
+}
+
+void Connection::set_max_message_size(std::size_t limit) noexcept {
+  if (state_) state_->max_message_size = limit;
+}
+
+WaitHandle Connection::wait_handle() const {
+  return WaitHandle{fileno(), state_.get(), [](const void* state) {
+                      return static_cast<const State*>(state)->channel.has_buffered_frame();
+                    }};
+}
+
+std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options) {
+  auto [a, b] = sys::socket_pair("Pipe()");
+  if (!duplex) {
+    // One direction, as Python's Pipe(duplex=False): a receives, b sends. A socket pair
+    // (not pipe2) so that sends never raise SIGPIPE (MSG_NOSIGNAL).
+    sys::shutdown_socket(a.get(), sys::Shutdown::Write);
+    sys::shutdown_socket(b.get(), sys::Shutdown::Read);
+  }
+  const int fa = a.release();
+  const int fb = b.release();
+  Connection first(fa, true, duplex, options);
+  Connection second(fb, duplex, true, options);
+  return {std::move(first), std::move(second)};
+}
+
+}  // namespace ipckit
