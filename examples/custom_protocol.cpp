@@ -76,10 +76,6 @@ std::string repr(const Data& data) {
   return out + "}";
 }
 
-// Closes this process's copy of an end that another process uses. Not with close():
-// close() shuts the socket down, which would also end it for the process using it.
-void close_unused(ipckit::Connection& end) { end = ipckit::Connection(); }
-
 // ---------------------------------------------------------------------- the server
 
 using Table = std::map<std::string, Data>;
@@ -201,19 +197,19 @@ int main() {
   auto [client_end, server_end] = ipckit::Pipe();
 
   ipckit::Process server([&] {
-    close_unused(client_end);
+    client_end.close();
     server_process(server_end);
   }, "Server");
   server.start();
 
   ipckit::Process client([&] {
-    close_unused(server_end);
+    server_end.close();
     client_process(client_end);
   }, "Client");
   client.start();
 
-  close_unused(client_end);  // the children have their own copies now
-  close_unused(server_end);
+  client_end.close();  // the children have their own copies now
+  server_end.close();
 
   const bool client_ok = joined_ok(client);
   const bool server_ok = joined_ok(server);

@@ -25,10 +25,6 @@ namespace {
 // A message, or None (std::nullopt): no more messages follow.
 using Message = std::optional<std::string>;
 
-// Closes this process's copy of an end that another process uses. Not with close():
-// close() shuts the socket down, which would also end it for the process using it.
-void close_unused(ipckit::Connection& end) { end = ipckit::Connection(); }
-
 // Every line is flushed (std::endl) so that the lines of the processes interleave whole.
 void sender_process(ipckit::Connection& connection) {
   std::cout << "Sender: Starting to send messages" << std::endl;
@@ -80,18 +76,18 @@ int main() {
   auto [sender_end, receiver_end] = ipckit::Pipe();
 
   ipckit::Process sender([&] {
-    close_unused(receiver_end);
+    receiver_end.close();
     sender_process(sender_end);
   }, "Sender");
   ipckit::Process receiver([&] {
-    close_unused(sender_end);
+    sender_end.close();
     receiver_process(receiver_end);
   }, "Receiver");
 
   sender.start();
   receiver.start();
-  close_unused(sender_end);  // the children have their own copies now
-  close_unused(receiver_end);
+  sender_end.close();  // the children have their own copies now
+  receiver_end.close();
 
   const bool sender_ok = joined_ok(sender);
   const bool receiver_ok = joined_ok(receiver);
