@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Python multiprocessing's side of `ipckit bench`.
+
+    multiprocessing_peer.py --workload NAME --reps N [--min-time SECONDS] [--quick]
+
+Runs the workload NAME the way a Python program would do it with multiprocessing, as fast
+as Python reasonably allows (payloads allocated once, send_bytes/recv_bytes bound to
+locals, no per-message work), and prints one JSON object:
+
+    {"workload": NAME, "unit": "...", "lower_is_better": ..., "samples": [...],
+     "iterations": N, "python": "3.11.2", "start_method": "fork"}
+
+with one sample per repetition in the workload's unit. Like Google Benchmark on the C++
+side, the iteration count grows until one run lasts at least --min-time seconds, and that
+count is then used for every repetition. Each run starts its child once, waits until the
+child says it is ready, and only then starts the clock: the child's start-up is never
+timed. Children use multiprocessing's default start method (fork on Linux up to 3.13).
+
+Uses the standard library only, so any python3 runs it.
+"""
+
+import argparse
+import json
+import multiprocessing
+import platform
+import sys
+import time
+
+READY = b"r"
+MAX_ITERATIONS = 10**9
+
+
+def _echo(conn, n):
+    recv, send = conn.recv_bytes, conn.send_bytes
+    send(READY)
+    for _ in range(n):
+        send(recv())
+
+
+def _sender(conn, n, size):
+    payload = bytes(size)
+    send = conn.send_bytes
+    send(READY)
+    for _ in range(n):
+        send(payload)
+
+
+def _noop():
+    pass
+
+
+def _with_child(target, n, *args):
+    """Starts target(child_end, n, *args) in a child; returns (parent_end, process) once
+    the child is ready."""
+    parent_end, child_end = multiprocessing.Pipe()
+    process = multiprocessing.Process(target=target, args=(child_end, n) + args, daemon=True)
+    process.start()
+    child_end.close()
+    if parent_end.recv_bytes() != READY:
+        raise RuntimeError("the child sent a bad ready message")
+    return parent_end, process
+
+
+def _finish(conn, process):
+    process.join()
+    conn.close()
+    if process.exitcode != 0:
+        raise RuntimeError(f"the child exited with {process.exitcode}")
+
+
+def pipe_round_trip(n, size):
+    """Seconds for n round trips of size bytes to an echoing child."""
+    conn, process = _with_child(_echo, n)
+    payload = bytes(size)
+    send, recv = conn.send_bytes, conn.recv_bytes
+    start = time.perf_counter()
+    for _ in range(n):
+        send(payload)
+        recv()
+    elapsed = time.perf_counter() - start
+    _finish(conn, process)
+    return elapsed
+
+
+def pipe_stream(n, size):
+    """Seconds to receive n messages of size bytes that a child sends as fast as it can."""
+    conn, process = _with_child(_sender, n, size)
+    recv = conn.recv_bytes
+    start = time.perf_counter()
+    for _ in range(n):
+        recv()
+    elapsed = time.perf_counter() - start
+    _finish(conn, process)
+    return elapsed
+
+
+def process_start_join(n):
+    """Seconds for n starts and joins of a process whose target does nothing."""
+    Process = multiprocessing.Process
+    start = time.perf_counter()
+    for _ in range(n):
+        p = Process(target=_noop)
+        p.start()
+        p.join()
+    elapsed = time.perf_counter() - start
+    if p.exitcode != 0:
+        raise RuntimeError(f"the child exited with {p.exitcode}")
+    return elapsed
+
+
+def per_iteration_us(n, seconds):
+    return seconds / n * 1e6
+
+
+def per_second(n, seconds):
+    return n / seconds
+
+
+def megabytes_per_second(size):
+    return lambda n, seconds: n * size / seconds / 1e6
+
+
+MiB = 1 << 20
+
+# name: (unit, lower_is_better, run(n) -> seconds, figure(n, seconds))
+WORKLOADS = {
+    "pipe.rtt.64B": ("µs", True, lambda n: pipe_round_trip(n, 64), per_iteration_us),
+    "pipe.throughput.64B": ("msg/s", False, lambda n: pipe_stream(n, 64), per_second),
+    "pipe.bandwidth.1MiB": ("MB/s", False, lambda n: pipe_stream(n, MiB), megabytes_per_second(MiB)),
+    "process.start_join": ("µs", True, process_start_join, per_iteration_us),
+}
+
+
+def calibrate(run, min_time):
+    """Grows the iteration count as Google Benchmark does; returns (n, seconds of the last
+    run), that last run being the first repetition."""
+    n = 1
+    while True:
+        seconds = run(n)
+        if seconds >= min_time or n >= MAX_ITERATIONS:
+            return n, seconds
+        multiplier = min_time * 1.4 / max(seconds, 1e-9)
+        if seconds / min_time <= 0.1:
+            multiplier = min(multiplier, 10.0)
+        n = min(MAX_ITERATIONS, max(int(n * multiplier), n + 1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--min-time", type=float, help="seconds per repetition (default 0.5, 0.05 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="short run for smoke tests")
+    args = parser.parse_args()
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    min_time = args.min_time if args.min_time else (0.05 if args.quick else 0.5)
+
+    unit, lower_is_better, run, figure = WORKLOADS[args.workload]
+    n, seconds = calibrate(run, min_time)
+    samples = [figure(n, seconds)]
+    for _ in range(args.reps - 1):
+        samples.append(figure(n, run(n)))
+
+    json.dump({"workload": args.workload, "unit": unit, "lower_is_better": lower_is_better,
+               "samples": samples, "iterations": n, "python": platform.python_version(),
+               "start_method": multiprocessing.get_start_method()}, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
