@@ -94,7 +94,8 @@ namespace {
 // False on timeout. A message over `limit` or a broken frame leaves the connection
 // unreadable, as Python's Connection does after a bad length.
 bool receive(Connection::State& s, void (*sink)(void*, std::span<const std::byte>), void* context,
-             const sys::Deadline& deadline, std::optional<std::size_t> maxlength) {
+             const sys::Deadline& deadline, std::optional<std::size_t> maxlength,
+             std::span<std::byte> direct = {}) {
   s.require_readable("recv");
   std::lock_guard lock(s.recv_mutex);
   s.require_readable("recv");
@@ -102,7 +103,7 @@ bool receive(Connection::State& s, void (*sink)(void*, std::span<const std::byte
   if (maxlength && *maxlength < limit) limit = *maxlength;
   std::optional<std::span<const std::byte>> message;
   try {
-    message = s.channel.recv(deadline, limit);
+    message = s.channel.recv(deadline, limit, direct);
   } catch (const MessageTooLarge&) {
     s.poison();
     throw;
@@ -159,7 +160,7 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t
     std::span<std::byte> into;
     std::size_t size = 0;
   } context{&state("recv_bytes_into"), buffer.subspan(offset)};
-  receive(*context.state, 
+  receive(*context.state,
       [](void* raw, std::span<const std::byte> message) {
         auto& c = *static_cast<Context*>(raw);
         c.size = message.size();
@@ -169,9 +170,10 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t
                                    " bytes of buffer; the message is in BufferTooShort::message()",
                                c.state->channel.take_payload(message));
         }
-        std::copy(message.begin(), message.end(), c.into.begin());
+        if (message.data() != c.into.data())  // a large message was read straight in
+          std::copy(message.begin(), message.end(), c.into.begin());
       },
-      &context, sys::Deadline::never(), std::nullopt);
+      &context, sys::Deadline::never(), std::nullopt, context.into);
   return context.size;
 }
 

@@ -130,7 +130,8 @@ bool StreamChannel::fill(std::span<std::byte> into, std::size_t& got, const sys:
 }
 
 std::optional<std::span<const std::byte>> StreamChannel::recv(const sys::Deadline& deadline,
-                                                              std::uint64_t max_size) {
+                                                              std::uint64_t max_size,
+                                                              std::span<std::byte> direct) {
   if (buffer_.empty()) buffer_.resize(kBufferSize);
   while (!large_pending_) {
     const auto available = std::span<const std::byte>(buffer_).subspan(begin_, end_ - begin_);
@@ -154,13 +155,28 @@ std::optional<std::span<const std::byte>> StreamChannel::recv(const sys::Deadlin
           return available.subspan(header.header_size, header.payload_size);
         }
       } else {
-        // Too big for the buffer: give it its own vector, move in what is buffered, and
-        // read the rest straight into it. The vector grows as bytes arrive, so a peer
-        // that announces much and sends little does not get memory it never fills.
-        large_expected_ = header.payload_size;
-        large_.resize(std::min<std::uint64_t>(large_expected_, kLargeStep));
+        // Too big for the buffer: move in what is buffered, and read the rest straight
+        // into the caller's buffer (a blocking call that brought one big enough: nothing
+        // can interrupt it) or into a vector of its own. The vector grows as bytes
+        // arrive, so a peer that announces much and sends little does not get memory it
+        // never fills.
         const std::size_t have = std::min<std::size_t>(available.size() - header.header_size,
                                                        header.payload_size);
+        if (deadline.is_never() && direct.size() >= header.payload_size) {
+          const auto into = direct.first(header.payload_size);
+          std::memcpy(into.data(), available.data() + header.header_size, have);
+          begin_ += header.header_size + have;
+          for (std::size_t filled = have; filled < into.size();) {
+            std::size_t got = 0;
+            fill(into.subspan(filled), got, deadline);
+            filled += got;
+          }
+          if (begin_ == end_) begin_ = end_ = 0;
+          update_buffered_flag();
+          return into;
+        }
+        large_expected_ = header.payload_size;
+        large_.resize(std::min<std::uint64_t>(large_expected_, kLargeStep));
         std::memcpy(large_.data(), available.data() + header.header_size, have);
         large_filled_ = have;
         large_pending_ = true;

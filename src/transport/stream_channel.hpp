@@ -60,8 +60,11 @@ class StreamChannel {
   // read stays buffered for the next call. The returned span stays valid until the next
   // call to recv() or take_payload(). Throws MessageTooLarge (before allocating) for a
   // payload above `max_size`, ConnectionClosed at end of stream, OSError otherwise.
+  // `direct`: where a blocking call (deadline never) wants a payload too big for the
+  // receive buffer; if it fits there, it is read straight in and the span points into it.
   std::optional<std::span<const std::byte>> recv(const sys::Deadline& deadline,
-                                                 std::uint64_t max_size);
+                                                 std::uint64_t max_size,
+                                                 std::span<std::byte> direct = {});
   // The payload recv() just returned, as an owned vector (moved, not copied, when large).
   std::vector<std::byte> take_payload(std::span<const std::byte> payload);
 

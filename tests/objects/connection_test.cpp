@@ -95,6 +95,31 @@ TEST_F(ConnectionTest, RecvBytesIntoAndBufferTooShortLosesNothing) {
   EXPECT_THROW(b.recv_bytes_into(buf, 9), ipckit::ValueError);
 }
 
+TEST_F(ConnectionTest, LargeMessagesGoStraightIntoTheCallersBuffer) {
+  auto [parent_end, child_end] = ipckit::Pipe();
+  const auto big = pattern(3 << 20, 9);
+  ipckit::Process sender([&] {
+    parent_end.close();
+    child_end.send_bytes(big);                // fits the buffer below
+    child_end.send_bytes(pattern(200000, 4));  // does not fit it
+    child_end.send_bytes("small");
+  });
+  sender.start();
+  child_end.close();
+  ipckit::Bytes buffer(big.size() + 10);
+  EXPECT_EQ(parent_end.recv_bytes_into(buffer, 10), big.size());
+  EXPECT_TRUE(std::equal(big.begin(), big.end(), buffer.begin() + 10));
+  std::vector<std::byte> small(1000);
+  try {
+    parent_end.recv_bytes_into(small);
+    FAIL() << "expected BufferTooShort";
+  } catch (const ipckit::BufferTooShort& e) {
+    EXPECT_EQ(e.message(), pattern(200000, 4));
+  }
+  EXPECT_EQ(parent_end.recv_bytes_into(small), 5u);
+  sender.join();
+}
+
 TEST_F(ConnectionTest, PollSeesMessagesAndEndOfStream) {
   auto [a, b] = ipckit::Pipe();
   EXPECT_FALSE(b.poll());
