@@ -22,6 +22,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -309,22 +310,26 @@ void Encoder::write_uint(std::uint64_t value) {
 // Floats are written here, not with packer::pack_float/pack_double: since cpp-4.1.2 those
 // write a float with an integral value as an integer (msgpack/msgpack-c#1017, #1111), so
 // 3.0 would reach Python as int 3 and -0.0 as 0, and the type would depend on the value.
+namespace {
+
+// Appends `tag` and then `bits` in big-endian order.
+template <class Bits>
+void append_big_endian(Bytes& out, std::byte tag, Bits bits) {
+  std::byte bytes[1 + sizeof(Bits)];
+  bytes[0] = tag;
+  for (std::size_t i = 0; i < sizeof(Bits); ++i)
+    bytes[1 + i] = static_cast<std::byte>(bits >> (8 * (sizeof(Bits) - 1 - i)));
+  out.insert(out.end(), std::begin(bytes), std::end(bytes));
+}
+
+}  // namespace
+
 void Encoder::write_float32(float value) {
-  std::uint32_t bits = 0;
-  std::memcpy(&bits, &value, sizeof bits);
-  std::byte bytes[5];
-  bytes[0] = std::byte{0xca};
-  for (int i = 0; i < 4; ++i) bytes[1 + i] = static_cast<std::byte>(bits >> (24 - 8 * i));
-  out_->insert(out_->end(), std::begin(bytes), std::end(bytes));
+  append_big_endian(*out_, std::byte{0xca}, std::bit_cast<std::uint32_t>(value));
 }
 
 void Encoder::write_float64(double value) {
-  std::uint64_t bits = 0;
-  std::memcpy(&bits, &value, sizeof bits);
-  std::byte bytes[9];
-  bytes[0] = std::byte{0xcb};
-  for (int i = 0; i < 8; ++i) bytes[1 + i] = static_cast<std::byte>(bits >> (56 - 8 * i));
-  out_->insert(out_->end(), std::begin(bytes), std::end(bytes));
+  append_big_endian(*out_, std::byte{0xcb}, std::bit_cast<std::uint64_t>(value));
 }
 
 void Encoder::write_str(std::string_view utf8) {

@@ -129,6 +129,15 @@ struct Process::State {
     if (closed) throw ValueError("cannot " + std::string(what) + " " + describe() + ": closed");
   }
 
+  // Signals a child that has not ended (one that has is left alone).
+  void send_signal(int signal, const char* what) {
+    std::lock_guard lock(mutex);
+    require_started(what);
+    require_owner(what);
+    require_open(what);
+    if (!exitcode) sys::signal_pidfd(pidfd.get(), signal, describe());
+  }
+
   // Collects the exit status if the child has ended. Caller holds `mutex`.
   bool try_reap() {
     if (!started) return false;
@@ -423,21 +432,9 @@ std::optional<std::string> Process::error() {
   return state().error;
 }
 
-void Process::terminate() {
-  std::lock_guard lock(state().mutex);
-  state().require_started("terminate");
-  state().require_owner("terminate");
-  state().require_open("terminate");
-  if (!state().exitcode) sys::signal_pidfd(state().pidfd.get(), sys::kSigTerm, state().describe());
-}
+void Process::terminate() { state().send_signal(sys::kSigTerm, "terminate"); }
 
-void Process::kill() {
-  std::lock_guard lock(state().mutex);
-  state().require_started("kill");
-  state().require_owner("kill");
-  state().require_open("kill");
-  if (!state().exitcode) sys::signal_pidfd(state().pidfd.get(), sys::kSigKill, state().describe());
-}
+void Process::kill() { state().send_signal(sys::kSigKill, "kill"); }
 
 void Process::close() {
   {
