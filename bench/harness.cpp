@@ -31,7 +31,7 @@ extern char** environ;  // NOLINT: POSIX declares it nowhere else
 namespace ipckit::bench {
 namespace {
 
-constexpr int kDefaultReps = 5;
+constexpr int kDefaultReps = 9;
 constexpr int kQuickReps = 3;
 constexpr double kDefaultMinTime = 0.5;
 constexpr double kQuickMinTime = 0.05;
@@ -70,6 +70,7 @@ class Collector : public benchmark::BenchmarkReporter {
       }
       try {
         figures_.push_back(figure(run));
+        iterations_ = run.iterations;
       } catch (const BenchError& e) {  // not thrown through Google Benchmark
         error_ = e.what();
       }
@@ -77,6 +78,7 @@ class Collector : public benchmark::BenchmarkReporter {
   }
 
   const std::vector<double>& figures() const { return figures_; }
+  benchmark::IterationCount iterations() const { return iterations_; }
   const std::optional<std::string>& error() const { return error_; }
 
  private:
@@ -100,6 +102,7 @@ class Collector : public benchmark::BenchmarkReporter {
 
   Metric metric_;
   std::vector<double> figures_;
+  benchmark::IterationCount iterations_ = 0;  // of the last repetition
   std::optional<std::string> error_;
 };
 
@@ -115,11 +118,18 @@ void initialize_google_benchmark() {
   static_cast<void>(initialized);
 }
 
-// Runs one side and returns one figure per repetition.
-std::vector<double> run_benchmark(const BenchmarkFunction& function, Metric metric,
-                                  const Settings& settings) {
+// One repetition of one side: its figure, and the iteration count it settled on.
+struct Repetition {
+  double figure;
+  benchmark::IterationCount iterations;
+};
+
+// Runs one repetition of one side: for `iterations` iterations, or as many as fill
+// settings.min_time when that is 0 (Google Benchmark's calibration).
+Repetition run_benchmark(const BenchmarkFunction& function, Metric metric, const Settings& settings,
+                         benchmark::IterationCount iterations) {
   benchmark::ClearRegisteredBenchmarks();
-  benchmark::RegisterBenchmark(function.name.c_str(), [&function](benchmark::State& state) {
+  auto* benchmark = benchmark::RegisterBenchmark(function.name.c_str(), [&function](benchmark::State& state) {
     // An exception must not unwind through Google Benchmark: it becomes the run's error.
     try {
       function.run(state);
@@ -128,17 +138,40 @@ std::vector<double> run_benchmark(const BenchmarkFunction& function, Metric metr
       message = e.what();
       state.SkipWithError(message.c_str());
     }
-  })
-      ->UseRealTime()
-      ->Repetitions(settings.reps)
-      ->MinTime(settings.min_time)
-      ->ReportAggregatesOnly(false);
+  });
+  benchmark->UseRealTime();
+  if (iterations > 0) {
+    benchmark->Iterations(iterations);
+  } else {
+    benchmark->MinTime(settings.min_time);
+  }
   Collector collector(metric);
   benchmark::RunSpecifiedBenchmarks(&collector, ".");
   benchmark::ClearRegisteredBenchmarks();
   if (collector.error()) throw BenchError(function.name + " failed: " + *collector.error());
   if (collector.figures().empty()) throw BenchError(function.name + " reported no repetition");
-  return collector.figures();
+  return {collector.figures().back(), collector.iterations()};
+}
+
+// Runs the ipckit side and the floor (if any) in turns, `settings.reps` repetitions each,
+// so that a slow spell of the machine (another process, the CPU clock) falls on both
+// alike. The first repetition of each side calibrates its iteration count; the others
+// reuse it. Returns the figures of each side.
+std::pair<std::vector<double>, std::vector<double>> run_in_turns(const Workload& w,
+                                                                 const Settings& settings) {
+  std::vector<double> mine, floor;
+  benchmark::IterationCount mine_n = 0, floor_n = 0;
+  for (int i = 0; i < settings.reps; ++i) {
+    const Repetition a = run_benchmark(w.ipckit, w.metric, settings, mine_n);
+    mine.push_back(a.figure);
+    mine_n = a.iterations;
+    if (w.floor) {
+      const Repetition b = run_benchmark(*w.floor, w.metric, settings, floor_n);
+      floor.push_back(b.figure);
+      floor_n = b.iterations;
+    }
+  }
+  return {mine, floor};
 }
 
 // --- Python peer ------------------------------------------------------------------------
@@ -321,15 +354,16 @@ Result run_workload(const Workload& w, const Settings& settings, const PythonPee
     std::cerr << "  " << std::left << std::setw(24) << w.name << std::setw(8) << side
               << format_figure(s.median) << " " << result.unit << "\n";
   };
-  result.ipckit = summarize(run_benchmark(w.ipckit, w.metric, settings));
+  auto [mine, floor] = run_in_turns(w, settings);
+  result.ipckit = summarize(std::move(mine));
   progress("ipckit", result.ipckit);
+  if (w.floor) {
+    result.floor = summarize(std::move(floor));
+    progress("floor", *result.floor);
+  }
   if (python != nullptr && !w.python.empty()) {
     result.python = summarize(python->run(w.python, settings, quick));
     progress("Python", *result.python);
-  }
-  if (w.floor) {
-    result.floor = summarize(run_benchmark(*w.floor, w.metric, settings));
-    progress("floor", *result.floor);
   }
   return result;
 }

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
       ->type_name("PATTERN");
   bench_command->add_flag("--quick", options.quick,
                           "Short run for smoke tests: 3 repetitions of at least 0.05 s");
-  bench_command->add_option("--reps", options.reps, "Repetitions per side (default 5, 3 with --quick)")
+  bench_command->add_option("--reps", options.reps, "Repetitions per side (default 9, 3 with --quick)")
       ->check(CLI::PositiveNumber)
       ->type_name("N");
   bench_command
