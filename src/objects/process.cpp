@@ -12,8 +12,6 @@
 // forked later also hold copies of the write end (no EOF to wait for).
 #include "ipckit/process.hpp"
 
-#include <cxxabi.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +19,7 @@
 #include <mutex>
 #include <typeinfo>
 
+#include "ipckit/codec.hpp"  // detail::type_name
 #include "ipckit/error.hpp"
 #include "sys/io.hpp"
 #include "sys/proc.hpp"
@@ -33,14 +32,6 @@ using std::chrono::nanoseconds;
 constexpr std::size_t kMaxErrorText = 4000;  // below PIPE_BUF-sized pipe capacity
 constexpr auto kDaemonGrace = std::chrono::seconds(1);
 
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* readable = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && readable != nullptr ? readable : mangled;
-  std::free(readable);  // NOLINT: allocated by __cxa_demangle with malloc
-  return out;
-}
-
 // --- Process-wide state ---------------------------------------------------------------
 //
 // A forked child writes as little memory as it can before its target runs: each page it
@@ -48,7 +39,7 @@ std::string demangle(const char* mangled) {
 // costs beyond fork() itself. So the child writes only `lineage` (a few words in static
 // storage); what belongs to one process — the registry of its children, the counter
 // behind "Process-N", the pidfd of its parent — is made again on first use in the child,
-// when it finds that it was made for another generation (PerProcess below).
+// when it finds that it was made for another generation (per_process() below).
 struct Lineage {
   std::atomic<unsigned> generation{0};  // 0 in the main process, +1 in each forked child
   int parent_pid = 0;                   // 0 in the main process
@@ -271,7 +262,7 @@ void end_child(Process::State& s) noexcept {
   } catch (const SystemExit& e) {
     code = e.code;
   } catch (const std::exception& e) {
-    failure = demangle(typeid(e).name()) + ": " + e.what();
+    failure = detail::type_name(typeid(e)) + ": " + e.what();
     code = 1;
   } catch (...) {
     failure = "unknown exception (not derived from std::exception)";
