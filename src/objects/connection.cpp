@@ -54,7 +54,7 @@ struct Connection::State {
       throw ValueError(std::string(what) + " on " + channel.subject() + ": it is not readable" +
                        (poisoned ? " any more (an earlier message broke the limit or the format)" : ""));
   }
-  bool poisoned = false;  // guarded by recv_mutex
+  std::atomic<bool> poisoned{false};  // set under recv_mutex, read without it
   void poison() {
     poisoned = true;
     readable = false;
