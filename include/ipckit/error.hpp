@@ -35,6 +35,18 @@ class OSError : public Error {
   std::string subject_;
 };
 
+// A name (of a shared memory segment, a file) does not exist (Python's FileNotFoundError).
+class FileNotFoundError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
+// A name that had to be new is taken (Python's FileExistsError).
+class FileExistsError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
 // An argument or the object's state does not allow the call (Python's ValueError):
 // a closed connection, a process started twice.
 class ValueError : public Error {
@@ -54,6 +66,25 @@ class DecodeError : public Error {
 
  private:
   std::vector<std::byte> payload_;
+};
+
+// A lock's holder died while holding it, and nobody has repaired what it guards since:
+// thrown (without the lock held) by every acquire until someone calls the lock's
+// recover(). `pid()` is the process that died holding it (0 if not known).
+class OwnerDied : public Error {
+ public:
+  OwnerDied(const std::string& what, int pid) : Error(what), pid_(pid) {}
+  int pid() const noexcept { return pid_; }
+
+ private:
+  int pid_;
+};
+
+// A Barrier is broken: aborted, reset while waiting, timed out, its action threw, or one
+// of its parties died (Python's threading.BrokenBarrierError).
+class BrokenBarrierError : public Error {
+ public:
+  using Error::Error;
 };
 
 // The peer of a connection is gone (Python's EOFError): end of stream, or a reset.

@@ -1,5 +1,6 @@
 #include "sys/proc.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 
@@ -84,6 +86,50 @@ bool set_parent_death_signal(int signal, int expected_parent) noexcept {
   // The parent may have died between fork() and prctl(); then we were re-parented.
   return ::getppid() == expected_parent;
 }
+
+std::optional<std::uint64_t> process_start_time(int pid) noexcept {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char text[1024];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  text[n] = '\0';
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields after the
+  // last ')' are plain. State is field 3, start time field 22.
+  const char* p = std::strrchr(text, ')');
+  if (p == nullptr || p[1] != ' ') return std::nullopt;
+  const char state = p[2];
+  if (state == 'Z' || state == 'X' || state == 'x') return std::nullopt;
+  p += 2;
+  for (int field = 3; field < 22; ++field) {
+    p = std::strchr(p, ' ');
+    if (p == nullptr) return std::nullopt;
+    ++p;
+  }
+  return std::strtoull(p, nullptr, 10);
+}
+
+bool process_alive(int pid, std::uint64_t start_time) noexcept {
+  const auto now = process_start_time(pid);
+  return now && *now == start_time;
+}
+
+std::uint64_t own_start_time() noexcept {
+  // Per process: a forked child has its own (the cache is keyed by pid).
+  static thread_local int cached_pid = 0;
+  static thread_local std::uint64_t cached = 0;
+  const int pid = ::getpid();
+  if (cached_pid != pid) {
+    cached = process_start_time(pid).value_or(0);
+    cached_pid = pid;
+  }
+  return cached;
+}
+
+int current_tid() noexcept { return ::gettid(); }
 
 int usable_cpu_count() noexcept {
   cpu_set_t set;

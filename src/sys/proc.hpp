@@ -1,6 +1,7 @@
 // sys/proc.hpp — processes: fork, pidfds, reaping, signals to children.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -40,6 +41,16 @@ void signal_pid(int pid, int signal) noexcept;
 // Asks the kernel to send `signal` to this process when the thread that forked it exits.
 // Returns false if the parent `expected_parent` is already gone.
 bool set_parent_death_signal(int signal, int expected_parent) noexcept;
+
+// When process `pid` started (clock ticks after boot, /proc/<pid>/stat field 22): with
+// the pid it names one process for good. nullopt when no such process is running (a
+// zombie has ended).
+std::optional<std::uint64_t> process_start_time(int pid) noexcept;
+// True while `pid` runs and is the process that started at `start_time`.
+bool process_alive(int pid, std::uint64_t start_time) noexcept;
+// This process's start time (computed once).
+std::uint64_t own_start_time() noexcept;
+int current_tid() noexcept;
 
 // CPUs this process may run on (sched_getaffinity), at least 1.
 int usable_cpu_count() noexcept;

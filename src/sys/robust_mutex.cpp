@@ -1,0 +1,91 @@
+#include "sys/robust_mutex.hpp"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+#include <string>
+
+#include "sys/sys_error.hpp"
+
+namespace ipckit::sys {
+namespace {
+
+static_assert(sizeof(pthread_mutex_t) == kRobustMutexSize, "docs/formats/sync.md assumes glibc's 40-byte mutex");
+static_assert(alignof(pthread_mutex_t) <= alignof(RobustMutex));
+
+pthread_mutex_t* native(RobustMutex& m) noexcept { return reinterpret_cast<pthread_mutex_t*>(m.storage); }
+const pthread_mutex_t* native(const RobustMutex& m) noexcept {
+  return reinterpret_cast<const pthread_mutex_t*>(m.storage);
+}
+
+// The futex word glibc keeps first in the mutex; read only, relaxed, to decide whether to
+// keep spinning. glibc writes it atomically, so reading it through atomic_ref is sound.
+std::uint32_t lock_word(const RobustMutex& m) noexcept {
+  auto& word = const_cast<int&>(native(m)->__data.__lock);
+  return static_cast<std::uint32_t>(std::atomic_ref<int>(word).load(std::memory_order_relaxed));
+}
+
+void check(int rc, const char* call) {
+  if (rc != 0) throw_os_error(rc, call, "shared mutex");
+}
+
+MutexLock sort(int rc, const char* call) {
+  switch (rc) {
+    case 0: return MutexLock::Acquired;
+    case EOWNERDEAD: return MutexLock::OwnerDied;
+    case ETIMEDOUT:
+    case EBUSY: return MutexLock::TimedOut;
+    case ENOTRECOVERABLE: return MutexLock::NotRecoverable;
+    default: throw_os_error(rc, call, "shared mutex");
+  }
+}
+
+}  // namespace
+
+void robust_mutex_init(RobustMutex& m, bool recursive) {
+  pthread_mutexattr_t attr;
+  check(pthread_mutexattr_init(&attr), "pthread_mutexattr_init");
+  check(pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED), "pthread_mutexattr_setpshared");
+  check(pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST), "pthread_mutexattr_setrobust");
+  check(pthread_mutexattr_settype(&attr, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_NORMAL),
+        "pthread_mutexattr_settype");
+  const int rc = pthread_mutex_init(native(m), &attr);
+  pthread_mutexattr_destroy(&attr);
+  check(rc, "pthread_mutex_init");
+}
+
+MutexLock robust_mutex_lock(RobustMutex& m, const Deadline& deadline) {
+  if (deadline.is_never()) return sort(pthread_mutex_lock(native(m)), "pthread_mutex_lock");
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      deadline.time_point().time_since_epoch())
+                      .count();
+  const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  return sort(pthread_mutex_clocklock(native(m), CLOCK_MONOTONIC, &at), "pthread_mutex_clocklock");
+}
+
+MutexLock robust_mutex_try_lock(RobustMutex& m) {
+  return sort(pthread_mutex_trylock(native(m)), "pthread_mutex_trylock");
+}
+
+void robust_mutex_unlock(RobustMutex& m) { check(pthread_mutex_unlock(native(m)), "pthread_mutex_unlock"); }
+
+void robust_mutex_consistent(RobustMutex& m) {
+  check(pthread_mutex_consistent(native(m)), "pthread_mutex_consistent");
+}
+
+bool robust_mutex_looks_free(const RobustMutex& m) noexcept { return lock_word(m) == 0; }
+
+bool robust_mutex_held_by_caller(const RobustMutex& m) noexcept {
+  return static_cast<pid_t>(lock_word(m) & FUTEX_TID_MASK) == ::gettid();
+}
+
+unsigned robust_mutex_depth(const RobustMutex& m) noexcept {
+  if (!robust_mutex_held_by_caller(m)) return 0;
+  return native(m)->__data.__count;
+}
+
+}  // namespace ipckit::sys
