@@ -70,14 +70,15 @@ class DecodeError : public Error {
 
 // A lock's holder died while holding it, and nobody has repaired what it guards since:
 // thrown (without the lock held) by every acquire until someone calls the lock's
-// recover(). `pid()` is the process that died holding it (0 if not known).
+// recover(). `owner()` is the thread id of the holder that died — its process id when it
+// was the process's main thread — or 0 if not known.
 class OwnerDied : public Error {
  public:
-  OwnerDied(const std::string& what, int pid) : Error(what), pid_(pid) {}
-  int pid() const noexcept { return pid_; }
+  OwnerDied(const std::string& what, int owner) : Error(what), owner_(owner) {}
+  int owner() const noexcept { return owner_; }
 
  private:
-  int pid_;
+  int owner_;
 };
 
 // A Barrier is broken: aborted, reset while waiting, timed out, its action threw, or one

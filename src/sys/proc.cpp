@@ -1,6 +1,7 @@
 #include "sys/proc.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -129,7 +130,20 @@ std::uint64_t own_start_time() noexcept {
   return cached;
 }
 
-int current_tid() noexcept { return ::gettid(); }
+namespace {
+thread_local int cached_tid = 0;
+// In a forked child the thread that forked has a new id: forget the cached one.
+void forget_tid() noexcept { cached_tid = 0; }
+}  // namespace
+
+int current_tid() noexcept {
+  if (cached_tid == 0) {
+    static const bool registered = (::pthread_atfork(nullptr, nullptr, forget_tid), true);
+    static_cast<void>(registered);
+    cached_tid = ::gettid();
+  }
+  return cached_tid;
+}
 
 int usable_cpu_count() noexcept {
   cpu_set_t set;

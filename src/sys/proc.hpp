@@ -50,6 +50,7 @@ std::optional<std::uint64_t> process_start_time(int pid) noexcept;
 bool process_alive(int pid, std::uint64_t start_time) noexcept;
 // This process's start time (computed once).
 std::uint64_t own_start_time() noexcept;
+// This thread's id (gettid), cached per thread and forgotten across fork.
 int current_tid() noexcept;
 
 // CPUs this process may run on (sched_getaffinity), at least 1.

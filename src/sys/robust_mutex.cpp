@@ -9,6 +9,7 @@
 #include <ctime>
 #include <string>
 
+#include "sys/proc.hpp"
 #include "sys/sys_error.hpp"
 
 namespace ipckit::sys {
@@ -71,7 +72,12 @@ MutexLock robust_mutex_try_lock(RobustMutex& m) {
   return sort(pthread_mutex_trylock(native(m)), "pthread_mutex_trylock");
 }
 
-void robust_mutex_unlock(RobustMutex& m) { check(pthread_mutex_unlock(native(m)), "pthread_mutex_unlock"); }
+bool robust_mutex_unlock(RobustMutex& m) {
+  const int rc = pthread_mutex_unlock(native(m));
+  if (rc == EPERM) return false;
+  check(rc, "pthread_mutex_unlock");
+  return true;
+}
 
 void robust_mutex_consistent(RobustMutex& m) {
   check(pthread_mutex_consistent(native(m)), "pthread_mutex_consistent");
@@ -80,8 +86,10 @@ void robust_mutex_consistent(RobustMutex& m) {
 bool robust_mutex_looks_free(const RobustMutex& m) noexcept { return lock_word(m) == 0; }
 
 bool robust_mutex_held_by_caller(const RobustMutex& m) noexcept {
-  return static_cast<pid_t>(lock_word(m) & FUTEX_TID_MASK) == ::gettid();
+  return static_cast<int>(lock_word(m) & FUTEX_TID_MASK) == current_tid();
 }
+
+int robust_mutex_owner(const RobustMutex& m) noexcept { return native(m)->__data.__owner; }
 
 unsigned robust_mutex_depth(const RobustMutex& m) noexcept {
   if (!robust_mutex_held_by_caller(m)) return 0;

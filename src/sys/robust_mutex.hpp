@@ -32,14 +32,16 @@ void robust_mutex_init(RobustMutex& m, bool recursive);
 // Blocks until acquired or the deadline passes (pthread_mutex_clocklock, CLOCK_MONOTONIC).
 MutexLock robust_mutex_lock(RobustMutex& m, const Deadline& deadline);
 MutexLock robust_mutex_try_lock(RobustMutex& m);
-// Throws OSError (EPERM) when the calling thread does not hold it.
-void robust_mutex_unlock(RobustMutex& m);
+// False (EPERM) when the calling thread does not hold it: glibc checks robust mutexes.
+bool robust_mutex_unlock(RobustMutex& m);
 // After OwnerDied: the state it guards is consistent again; the mutex works normally.
 void robust_mutex_consistent(RobustMutex& m);
 // A racy look at the lock word: true when nobody holds it (for spinning before locking).
 bool robust_mutex_looks_free(const RobustMutex& m) noexcept;
 // True when the calling thread holds it.
 bool robust_mutex_held_by_caller(const RobustMutex& m) noexcept;
+// The holder's thread id as glibc records it (valid right after locking it).
+int robust_mutex_owner(const RobustMutex& m) noexcept;
 // How many times the holder has locked a recursive mutex (0 when not held).
 unsigned robust_mutex_depth(const RobustMutex& m) noexcept;
 
