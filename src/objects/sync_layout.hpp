@@ -41,17 +41,19 @@ struct ObjectHeader {
 };
 static_assert(sizeof(ObjectHeader) == 16);
 
-// Lock and RLock.
+// Lock and RLock. What every acquire and release touches (the mutex, `inconsistent`,
+// `holder`) shares the first 64-byte cache line.
 struct LockLayout {
   ObjectHeader header;                     // 0
   sys::RobustMutex mutex;                  // 16: glibc pthread_mutex_t, robust, shared
   std::atomic<std::uint32_t> inconsistent;  // 56: 1 from a holder's death until recover()
-  std::atomic<std::int32_t> dead_owner;     // 60: thread id of the holder that died
-  std::atomic<std::int32_t> holder;         // 64: thread id of the holder (informational)
+  std::atomic<std::int32_t> holder;         // 60: thread id of the holder (informational)
+  std::atomic<std::int32_t> dead_owner;     // 64: thread id of the holder that died
   std::uint32_t reserved;                   // 68
 };
 static_assert(sizeof(LockLayout) == 72);
-static_assert(offsetof(LockLayout, mutex) == 16 && offsetof(LockLayout, inconsistent) == 56);
+static_assert(offsetof(LockLayout, mutex) == 16 && offsetof(LockLayout, inconsistent) == 56 &&
+              offsetof(LockLayout, holder) == 60 && offsetof(LockLayout, dead_owner) == 64);
 
 // Value<T> and Array<T>: this header, then the elements at `data_offset` (a multiple of
 // 64 and of the element's alignment). ObjectHeader::size covers the elements too.
