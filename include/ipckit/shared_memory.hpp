@@ -43,6 +43,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -75,7 +76,7 @@ class SharedMemory {
 
   // A new named segment of `size` bytes, zeroed. Throws FileExistsError if taken.
   static SharedMemory create(std::string_view name, std::size_t size, SharedMemoryOptions options = {});
-  // A new named segment under a fresh unique name ("<pid>-<random>", see name()).
+  // A new named segment under a fresh unique name ("<pid>-<counter>-<random>", see name()).
   static SharedMemory create(std::size_t size, SharedMemoryOptions options = {});
   // An existing named segment. Throws FileNotFoundError if there is none.
   static SharedMemory open(std::string_view name);

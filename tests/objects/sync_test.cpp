@@ -354,10 +354,12 @@ TEST_F(SyncTest, NotifyAllWakesEveryWaiterEvenWithOneKilled) {
     }));
   }
   for (int i = 0; i < 3; ++i) waiting.acquire();
-  waiters[0]->kill();  // asleep in wait: it holds nothing
-  waiters[0]->join();
   {
+    // Each waiter said "waiting" holding the lock and lets go of it only inside wait: once
+    // we hold it, all three are asleep in wait, holding nothing.
     std::lock_guard guard(cond);
+    waiters[0]->kill();
+    waiters[0]->join();
     released.raw() = 1;
     cond.notify_all();
   }

@@ -119,7 +119,15 @@ int watchdog_seconds() {
 }
 
 std::set<std::string> open_fds() { return list_dir("/proc/self/fd", "", true); }
-std::set<std::string> shm_entries() { return list_dir("/dev/shm", "ipckit", false); }
+std::set<std::string> shm_entries() {
+  // Only this process's: names from unique_name() and unnamed create() carry its pid, and
+  // tests of other binaries run at the same time (ctest -j) make and remove their own.
+  const std::string mine = "-" + std::to_string(::getpid()) + "-";
+  std::set<std::string> out;
+  for (const auto& entry : list_dir("/dev/shm", "ipckit", false))
+    if (entry.find(mine) != std::string::npos) out.insert(entry);
+  return out;
+}
 
 std::vector<int> child_pids() {
   std::vector<int> pids;

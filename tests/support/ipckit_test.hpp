@@ -56,7 +56,8 @@ std::string unique_name(std::string_view stem);
 
 // The fds open in this process, as /proc/self/fd names ("0", "1", ...) with their targets.
 std::set<std::string> open_fds();
-// Entries of /dev/shm whose name starts with "ipckit".
+// Entries of /dev/shm that start with "ipckit" and carry this process's pid ("-<pid>-",
+// as unique_name() and an unnamed SharedMemory::create() make them).
 std::set<std::string> shm_entries();
 // Pids of this process's children, running or zombie.
 std::vector<int> child_pids();
