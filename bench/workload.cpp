@@ -26,10 +26,18 @@ void Registry::add(Workload workload) {
   workloads_.push_back(std::move(workload));
 }
 
+// sync_bench.cpp (declared here, beside its call, until workload.hpp lists it too).
+void register_sync_workloads(Registry& registry);
+
+// shm_bench.cpp (declared here, beside its call, until workload.hpp lists it too).
+void register_shm_workloads(Registry& registry);
+
 Registry all_workloads() {
   Registry registry;
   register_pipe_workloads(registry);
   register_process_workloads(registry);
+  register_sync_workloads(registry);
+  register_shm_workloads(registry);
   return registry;
 }
 

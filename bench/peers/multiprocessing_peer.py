@@ -22,6 +22,7 @@ Uses the standard library only, so any python3 runs it.
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import sys
 import time
@@ -114,6 +115,142 @@ def process_start_join(n):
     return elapsed
 
 
+def _two_cpus():
+    """Two different CPUs of this process's mask, for the parent and the child of a
+    two-process workload (as the C++ side's TwoCpus); (None, None) when there is one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+def lock_uncontended(n):
+    """Seconds for n acquire() + release() of a multiprocessing.Lock nobody else uses."""
+    lock = multiprocessing.Lock()
+    acquire, release = lock.acquire, lock.release
+    start = time.perf_counter()
+    for _ in range(n):
+        acquire()
+        release()
+    return time.perf_counter() - start
+
+
+def _lock_incrementer(conn, n, lock, counter, cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    acquire, release = lock.acquire, lock.release
+    conn.send_bytes(READY)
+    conn.recv_bytes()  # go
+    for _ in range(n):
+        acquire()
+        counter.value += 1
+        release()
+    conn.send_bytes(b"d")
+
+
+def lock_contended(n):
+    """Seconds for this process and a child, on two different CPUs, to add 1 to a shared
+    counter n times each, each time holding a multiprocessing.Lock: from the "go" to the
+    child's "done"."""
+    parent_cpu, child_cpu = _two_cpus()
+    saved = os.sched_getaffinity(0)
+    lock = multiprocessing.Lock()
+    counter = multiprocessing.Value("q", 0, lock=False)
+    conn, process = _with_child(_lock_incrementer, n, lock, counter, child_cpu)
+    if parent_cpu is not None:
+        os.sched_setaffinity(0, {parent_cpu})
+    acquire, release = lock.acquire, lock.release
+    try:
+        start = time.perf_counter()
+        conn.send_bytes(b"g")
+        for _ in range(n):
+            acquire()
+            counter.value += 1
+            release()
+        conn.recv_bytes()  # done
+        elapsed = time.perf_counter() - start
+    finally:
+        os.sched_setaffinity(0, saved)
+    _finish(conn, process)
+    if counter.value != 2 * n:
+        raise RuntimeError(f"the counter is {counter.value}, expected {2 * n}")
+    return elapsed
+
+
+SETTLE = 20e-6  # seconds: the untimed pause before each ping (see event_wake)
+
+
+def _event_ponger(conn, n, ping, pong, cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    wait, clear, answer = ping.wait, ping.clear, pong.set
+    conn.send_bytes(READY)
+    for _ in range((n + 1) // 2):
+        wait()
+        clear()
+        answer()
+
+
+def event_wake(n):
+    """Seconds for n wake-ups of a process asleep in Event.wait(), counted as the C++ side
+    does: (n + 1) // 2 round trips of a ping Event set here and a pong Event the child sets
+    in answer, each leg one wake-up, so the figure is half a round trip. The two processes
+    run on two different CPUs, and before each ping an untimed pause of SETTLE lets the
+    child fall asleep."""
+    parent_cpu, child_cpu = _two_cpus()
+    saved = os.sched_getaffinity(0)
+    ping, pong = multiprocessing.Event(), multiprocessing.Event()
+    conn, process = _with_child(_event_ponger, n, ping, pong, child_cpu)
+    if parent_cpu is not None:
+        os.sched_setaffinity(0, {parent_cpu})
+    set_ping, wait, clear, now = ping.set, pong.wait, pong.clear, time.perf_counter
+    elapsed = 0.0
+    try:
+        for i in range((n + 1) // 2):
+            settled = now() + SETTLE
+            while now() < settled:
+                pass
+            start = now()
+            set_ping()
+            if i == n // 2:  # n is odd: the last iteration is a ping alone
+                elapsed += now() - start
+                wait()  # its answer, untimed
+                break
+            wait()
+            clear()
+            elapsed += now() - start
+    finally:
+        os.sched_setaffinity(0, saved)
+    _finish(conn, process)
+    return elapsed
+
+
+def value_increment(n):
+    """Seconds for n increments of a multiprocessing.Value('q') under its own lock."""
+    value = multiprocessing.Value("q", 0)
+    lock = value.get_lock()
+    start = time.perf_counter()
+    for _ in range(n):
+        with lock:
+            value.value += 1
+    elapsed = time.perf_counter() - start
+    if value.value != n:
+        raise RuntimeError(f"the value is {value.value}, expected {n}")
+    return elapsed
+
+
+def shm_create_unlink(n, size):
+    """Seconds for n SharedMemory(create=True, size=size), close(), unlink(), with the
+    resource tracker (the default); the tracker is started before the clock."""
+    from multiprocessing import resource_tracker
+    from multiprocessing.shared_memory import SharedMemory
+    resource_tracker.ensure_running()
+    start = time.perf_counter()
+    for _ in range(n):
+        shm = SharedMemory(create=True, size=size)
+        shm.close()
+        shm.unlink()
+    return time.perf_counter() - start
+
+
 def per_iteration_us(n, seconds):
     return seconds / n * 1e6
 
@@ -135,6 +272,11 @@ WORKLOADS = {
     "pipe.bandwidth.1MiB": ("MB/s", False, lambda n: pipe_stream(n, MiB, into_buffer=True),
                             megabytes_per_second(MiB)),
     "process.start_join": ("µs", True, process_start_join, per_iteration_us),
+    "shm.create_unlink.4KiB": ("µs", True, lambda n: shm_create_unlink(n, 4096), per_iteration_us),
+    "lock.uncontended": ("µs", True, lock_uncontended, per_iteration_us),
+    "lock.contended.2proc": ("increments/s", False, lock_contended, lambda n, seconds: 2 * n / seconds),
+    "event.wake": ("µs", True, event_wake, per_iteration_us),
+    "value.increment": ("µs", True, value_increment, per_iteration_us),
 }
 
 
