@@ -86,6 +86,8 @@ class Collector : public benchmark::BenchmarkReporter {
     switch (metric_) {
       case Metric::MicrosecondsPerIteration:
         return run.real_accumulated_time / static_cast<double>(run.iterations) * 1e6;
+      case Metric::NanosecondsPerIteration:
+        return run.real_accumulated_time / static_cast<double>(run.iterations) * 1e9;
       case Metric::ItemsPerSecond: return counter(run, "items_per_second", "SetItemsProcessed");
       case Metric::MegabytesPerSecond:
         return counter(run, "bytes_per_second", "SetBytesProcessed") / 1e6;

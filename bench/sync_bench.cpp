@@ -347,7 +347,7 @@ void BM_Floor_AtomicRefFetchAdd(State& state) {
 
 void register_sync_workloads(Registry& registry) {
   registry.add({.name = "lock.uncontended",
-                .metric = Metric::MicrosecondsPerIteration,
+                .metric = Metric::NanosecondsPerIteration,
                 .ipckit = {"BM_Lock_Uncontended", BM_Lock_Uncontended},
                 .floor = BenchmarkFunction{"BM_Floor_RobustMutexUncontended", BM_Floor_RobustMutexUncontended},
                 .python = "lock.uncontended"});
@@ -363,7 +363,7 @@ void register_sync_workloads(Registry& registry) {
                 .floor = BenchmarkFunction{"BM_Floor_FutexWake", BM_Floor_FutexWake},
                 .python = "event.wake"});
   registry.add({.name = "value.increment",
-                .metric = Metric::MicrosecondsPerIteration,
+                .metric = Metric::NanosecondsPerIteration,
                 .ipckit = {"BM_Value_FetchAdd", BM_Value_FetchAdd},
                 .floor = BenchmarkFunction{"BM_Floor_AtomicRefFetchAdd", BM_Floor_AtomicRefFetchAdd},
                 .python = "value.increment"});

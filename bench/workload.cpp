@@ -8,6 +8,7 @@ namespace ipckit::bench {
 std::string Workload::unit() const {
   switch (metric) {
     case Metric::MicrosecondsPerIteration: return "µs";
+    case Metric::NanosecondsPerIteration: return "ns";
     case Metric::ItemsPerSecond: return item + "/s";
     case Metric::MegabytesPerSecond: return "MB/s";
   }
@@ -25,12 +26,6 @@ void Registry::add(Workload workload) {
       throw std::invalid_argument("bench: workload registered twice: " + workload.name);
   workloads_.push_back(std::move(workload));
 }
-
-// sync_bench.cpp (declared here, beside its call, until workload.hpp lists it too).
-void register_sync_workloads(Registry& registry);
-
-// shm_bench.cpp (declared here, beside its call, until workload.hpp lists it too).
-void register_shm_workloads(Registry& registry);
 
 Registry all_workloads() {
   Registry registry;

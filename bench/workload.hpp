@@ -26,6 +26,7 @@ namespace ipckit::bench {
 // How a repetition's figure is read from Google Benchmark's run, and in what unit.
 enum class Metric {
   MicrosecondsPerIteration,  // "µs", lower is better: real time / iterations
+  NanosecondsPerIteration,   // "ns", lower is better: the same, for sub-microsecond work
   ItemsPerSecond,            // "msg/s" (or the workload's item), from SetItemsProcessed
   MegabytesPerSecond,        // "MB/s" (10^6 bytes), from SetBytesProcessed
 };
@@ -50,7 +51,9 @@ struct Workload {
   std::string python;                      // the peer's workload name; empty: none
 
   std::string unit() const;
-  bool lower_is_better() const { return metric == Metric::MicrosecondsPerIteration; }
+  bool lower_is_better() const {
+    return metric == Metric::MicrosecondsPerIteration || metric == Metric::NanosecondsPerIteration;
+  }
 };
 
 // All workloads, in the order they are run and shown.
@@ -67,6 +70,8 @@ class Registry {
 // Each <object>_bench.cpp adds its workloads with one of these.
 void register_pipe_workloads(Registry& registry);
 void register_process_workloads(Registry& registry);
+void register_sync_workloads(Registry& registry);
+void register_shm_workloads(Registry& registry);
 
 // Every workload, from the functions above (the one list to extend).
 Registry all_workloads();

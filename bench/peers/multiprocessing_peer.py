@@ -251,6 +251,10 @@ def shm_create_unlink(n, size):
     return time.perf_counter() - start
 
 
+def per_iteration_ns(n, seconds):
+    return seconds / n * 1e9
+
+
 def per_iteration_us(n, seconds):
     return seconds / n * 1e6
 
@@ -273,10 +277,10 @@ WORKLOADS = {
                             megabytes_per_second(MiB)),
     "process.start_join": ("µs", True, process_start_join, per_iteration_us),
     "shm.create_unlink.4KiB": ("µs", True, lambda n: shm_create_unlink(n, 4096), per_iteration_us),
-    "lock.uncontended": ("µs", True, lock_uncontended, per_iteration_us),
+    "lock.uncontended": ("ns", True, lock_uncontended, per_iteration_ns),
     "lock.contended.2proc": ("increments/s", False, lock_contended, lambda n, seconds: 2 * n / seconds),
     "event.wake": ("µs", True, event_wake, per_iteration_us),
-    "value.increment": ("µs", True, value_increment, per_iteration_us),
+    "value.increment": ("ns", True, value_increment, per_iteration_ns),
 }
 
 

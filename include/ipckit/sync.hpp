@@ -38,11 +38,14 @@
 //     strands nobody; a dead holder of the condition's lock makes the waiters' re-acquire
 //     throw OwnerDied. A notify that woke a waiter killed before it ran is lost, as a
 //     notify to a thread that then fails is: wait in a loop (wait_for) with a timeout.
-//   - Barrier: a process that has waited on a barrier is one of its parties; if it dies
-//     while others wait, they find out within 50 ms and get BrokenBarrierError.
+//   - Barrier: a process that has waited on a barrier is one of its parties until it ends
+//     in order (its Process target returns, exit(), or it destroys its handle); if it dies
+//     otherwise (SIGKILL, a crash, an exception out of its target) while others wait, they
+//     find out within 50 ms and get BrokenBarrierError.
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -80,6 +83,10 @@ class Lock {
   // Blocks until acquired (or returns false at once when !block). Throws OwnerDied (not
   // holding the lock) while the lock is inconsistent.
   bool acquire(bool block = true);
+  // acquire(100) would mean "block": a number of what? Say acquire(100ms).
+  template <std::integral N>
+    requires(!std::same_as<N, bool>)
+  bool acquire(N) = delete;
   // Waits at most `timeout`; false if it passed.
   bool acquire(Timeout timeout);
   // Throws ValueError if the calling thread does not hold it.
@@ -150,7 +157,11 @@ class Semaphore {
 
   bool acquire(bool block = true);
   bool acquire(Timeout timeout);
-  // BoundedSemaphore: throws ValueError when it would exceed the initial value.
+  template <std::integral N>
+    requires(!std::same_as<N, bool>)
+  bool acquire(N) = delete;  // a bare number: say acquire(100ms)
+  // BoundedSemaphore: throws ValueError when it would exceed the initial value; any
+  // semaphore when it would pass 2^32 - 1.
   void release(unsigned n = 1);
   // Permits available now (a snapshot; Python's get_value()).
   unsigned get_value() const;
@@ -230,6 +241,9 @@ class Condition {
   // The lock's acquire and release.
   bool acquire(bool block = true);
   bool acquire(Timeout timeout);
+  template <std::integral N>
+    requires(!std::same_as<N, bool>)
+  bool acquire(N) = delete;  // a bare number: say acquire(100ms)
   void release();
   void lock() { acquire(true); }
   bool try_lock() { return acquire(false); }

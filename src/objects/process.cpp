@@ -21,6 +21,7 @@
 
 #include "ipckit/codec.hpp"  // detail::type_name
 #include "ipckit/error.hpp"
+#include "objects/sync_layout.hpp"
 #include "sys/io.hpp"
 #include "sys/proc.hpp"
 
@@ -276,6 +277,7 @@ void end_child(Process::State& s) noexcept {
     const sys::ConstBytes part = std::as_bytes(std::span(failure));
     sys::write_some(error_fd, std::span(&part, 1), false);
   }
+  if (code == 0) detail::leave_barriers();  // an orderly end is not a party's death
   sys::flush_standard_streams();  // as Python flushes sys.stdout and sys.stderr
   sys::exit_immediately(code);
 }

@@ -15,6 +15,22 @@ constexpr auto kPublishWait = std::chrono::seconds(2);
 
 ObjectHeader& header_of(std::byte* object) { return *reinterpret_cast<ObjectHeader*>(object); }
 
+// The fixed part of each kind's layout: an object claiming less is not one.
+std::size_t layout_size(ObjectKind kind) {
+  switch (kind) {
+    case ObjectKind::Lock:
+    case ObjectKind::RLock: return sizeof(LockLayout);
+    case ObjectKind::Semaphore:
+    case ObjectKind::BoundedSemaphore: return sizeof(Semaphore::Layout);
+    case ObjectKind::Event: return sizeof(Event::Layout);
+    case ObjectKind::Condition: return sizeof(Condition::Layout);
+    case ObjectKind::Barrier: return sizeof(Barrier::Layout);
+    case ObjectKind::Value:
+    case ObjectKind::Array: return sizeof(ValueLayout);
+  }
+  return sizeof(ObjectHeader);
+}
+
 }  // namespace
 
 const char* kind_name(ObjectKind kind) noexcept {
@@ -46,7 +62,7 @@ void SharedRegion::publish(ObjectKind kind, std::size_t size) {
   sys::futex_wake(h.magic, sys::kWakeAll);
 }
 
-void SharedRegion::await(ObjectKind kind) {
+void SharedRegion::await(ObjectKind kind, std::size_t available) {
   ObjectHeader& h = header_of(object_);
   const auto deadline = sys::Deadline::after(kPublishWait);
   while (h.magic.load(std::memory_order_acquire) != kObjectMagic) {
@@ -63,6 +79,10 @@ void SharedRegion::await(ObjectKind kind) {
   if (h.version != kLayoutVersion)
     throw ValueError("'" + name_ + "' has layout version " + std::to_string(h.version) + "; this ipckit reads " +
                      std::to_string(kLayoutVersion));
+  if (h.size < layout_size(found) || h.size > available)
+    throw ValueError("'" + name_ + "' claims " + std::to_string(h.size) + " bytes for a " + kind_name(found) +
+                     " (at least " + std::to_string(layout_size(found)) + ") in a segment of " +
+                     std::to_string(available));
   kind_ = found;
 }
 
@@ -101,9 +121,7 @@ std::shared_ptr<SharedRegion> SharedRegion::open(std::string_view name, ObjectKi
   if (r->segment_.size() < sizeof(ObjectHeader))
     throw ValueError("'" + r->name_ + "' is too small to hold a " + kind_name(kind));
   r->object_ = r->segment_.buf().data();
-  r->await(kind);
-  if (header_of(r->object_).size > r->segment_.size())
-    throw ValueError("'" + r->name_ + "' is smaller than the object it claims to hold");
+  r->await(kind, r->segment_.size());
   return r;
 }
 
@@ -118,7 +136,7 @@ std::shared_ptr<SharedRegion> SharedRegion::open_or_create(std::string_view name
     init(r->object_);
     r->publish(kind, size);
   } else {
-    r->await(kind);
+    r->await(kind, r->segment_.size());
   }
   return r;
 }

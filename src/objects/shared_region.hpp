@@ -42,7 +42,9 @@ class SharedRegion {
  private:
   SharedRegion() = default;
   void publish(ObjectKind kind, std::size_t size);
-  void await(ObjectKind kind);
+  // Waits for the creator to publish, then checks kind, version and sizes against the
+  // `available` bytes.
+  void await(ObjectKind kind, std::size_t available);
 
   sys::Mapping anonymous_;
   SharedMemory segment_;

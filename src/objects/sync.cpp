@@ -12,7 +12,13 @@
 // too many, which costs a system call and nothing else.
 #include "ipckit/sync.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <mutex>
+#include <utility>
+#include <vector>
 #include <new>
 
 #include "objects/shared_region.hpp"
@@ -241,16 +247,14 @@ bool Semaphore::acquire(Timeout timeout) { return take_permit(*layout_, sys::Dea
 void Semaphore::release(unsigned n) {
   if (n == 0) return;
   Layout& s = *layout_;
-  if (s.bounded != 0) {
-    std::uint32_t v = s.value.load(std::memory_order_relaxed);
-    do {
-      if (static_cast<std::uint64_t>(v) + n > s.initial)
-        throw ValueError(region_->describe() + " released too many times (value " + std::to_string(v) + " + " +
-                         std::to_string(n) + " > initial " + std::to_string(s.initial) + ")");
-    } while (!s.value.compare_exchange_weak(v, v + n, std::memory_order_seq_cst, std::memory_order_relaxed));
-  } else {
-    s.value.fetch_add(n, std::memory_order_seq_cst);
-  }
+  const std::uint64_t limit = s.bounded != 0 ? s.initial : std::numeric_limits<std::uint32_t>::max();
+  std::uint32_t v = s.value.load(std::memory_order_relaxed);
+  do {
+    if (static_cast<std::uint64_t>(v) + n > limit)
+      throw ValueError(region_->describe() + " released too many times (value " + std::to_string(v) + " + " +
+                       std::to_string(n) + " > " + (s.bounded != 0 ? "initial " : "maximum ") +
+                       std::to_string(limit) + ")");
+  } while (!s.value.compare_exchange_weak(v, v + n, std::memory_order_seq_cst, std::memory_order_relaxed));
   wake(s.value, s.waiters, static_cast<int>(std::min<unsigned>(n, sys::kWakeAll)));
 }
 
@@ -452,6 +456,30 @@ std::shared_ptr<SharedRegion> make_barrier_region(std::string_view name, unsigne
   }
 }
 
+// The barriers this process has joined as a party, so that an orderly end can leave them.
+// Made per process: a forked child starts with its own (the parent's copy may be locked).
+struct JoinedBarriers {
+  explicit JoinedBarriers(int owner) : pid(owner) {}
+  const int pid;
+  std::mutex mutex;
+  std::vector<Barrier::Layout*> layouts;  // guarded by mutex
+};
+std::atomic<JoinedBarriers*> joined_slot{nullptr};
+
+JoinedBarriers& joined_barriers() {
+  const int pid = sys::current_pid();
+  JoinedBarriers* current = joined_slot.load(std::memory_order_acquire);
+  if (current != nullptr && current->pid == pid) return *current;
+  auto* fresh = new JoinedBarriers(pid);
+  if (joined_slot.compare_exchange_strong(current, fresh, std::memory_order_acq_rel)) {
+    static const bool at_exit = (std::atexit([] { detail::leave_barriers(); }), true);
+    static_cast<void>(at_exit);
+    return *fresh;
+  }
+  delete fresh;
+  return *current;
+}
+
 // Holds the barrier's mutex for a scope. A holder that died leaves the barrier in an
 // unknown state: it is broken (its waiters are told) and the mutex made usable again.
 class BarrierGuard {
@@ -476,21 +504,33 @@ class BarrierGuard {
     sys::futex_wake(b_.epoch, sys::kWakeAll);
   }
 
-  // Records this process as a party (once).
-  void register_party() {
+  // Records this process as a party (once). True when it was not one yet.
+  bool register_party() {
     const int pid = sys::current_pid();
     for (std::uint32_t i = 0; i < b_.known; ++i)
-      if (b_.known_parties[i].pid == pid) return;
+      if (b_.known_parties[i].pid == pid) return false;
     const std::uint64_t start = sys::own_start_time();
     // Reuse the slot of a process that has ended, else take a new one.
     for (std::uint32_t i = 0; i < b_.known; ++i) {
       auto& p = b_.known_parties[i];
       if (!sys::process_alive(p.pid, p.start_time)) {
         p = {pid, 0, start};
-        return;
+        return true;
       }
     }
     if (b_.known < Barrier::Layout::kMaxKnownParties) b_.known_parties[b_.known++] = {pid, 0, start};
+    return true;
+  }
+
+  // Takes this process out of the parties (it ends in order).
+  void unregister_party() {
+    const int pid = sys::current_pid();
+    for (std::uint32_t i = 0; i < b_.known; ++i) {
+      if (b_.known_parties[i].pid != pid) continue;
+      b_.known_parties[i] = b_.known_parties[b_.known - 1];
+      b_.known_parties[--b_.known] = {};
+      return;
+    }
   }
 
   // True when a process that has waited on the barrier has ended.
@@ -527,9 +567,36 @@ Barrier::Barrier(std::shared_ptr<SharedRegion> region, Layout* layout, std::func
       layout_(layout != nullptr ? layout : layout_in<Layout>(region_)),
       action_(std::move(action)),
       timeout_(timeout) {}
-Barrier::Barrier(Barrier&&) noexcept = default;
-Barrier& Barrier::operator=(Barrier&&) noexcept = default;
-Barrier::~Barrier() = default;
+Barrier::Barrier(Barrier&& other) noexcept
+    : region_(std::move(other.region_)),
+      layout_(std::exchange(other.layout_, nullptr)),
+      action_(std::move(other.action_)),
+      timeout_(other.timeout_) {}
+Barrier& Barrier::operator=(Barrier&& other) noexcept {
+  if (this != &other) {
+    Barrier replaced(std::move(*this));  // leaves as ~Barrier at the end of this scope
+    region_ = std::move(other.region_);
+    layout_ = std::exchange(other.layout_, nullptr);
+    action_ = std::move(other.action_);
+    timeout_ = other.timeout_;
+  }
+  return *this;
+}
+
+// A process that lets go of its handle will not wait on it again: it leaves the parties.
+Barrier::~Barrier() {
+  if (layout_ == nullptr) return;
+  JoinedBarriers& joined = joined_barriers();
+  std::lock_guard lock(joined.mutex);
+  const auto it = std::find(joined.layouts.begin(), joined.layouts.end(), layout_);
+  if (it == joined.layouts.end()) return;
+  joined.layouts.erase(it);
+  try {
+    BarrierGuard guard(*layout_);
+    guard.unregister_party();
+  } catch (...) {  // a destructor never throws; at worst the others see a "dead" party
+  }
+}
 
 unsigned Barrier::wait() { return wait_until(timeout_); }
 unsigned Barrier::wait(Timeout timeout) { return wait_until(timeout); }
@@ -542,7 +609,11 @@ unsigned Barrier::wait_until(std::optional<Timeout> timeout) {
   {
     BarrierGuard guard(b);
     if (b.broken != 0) throw_broken(*region_, "aborted, timed out, reset, or a party died");
-    guard.register_party();
+    if (guard.register_party()) {
+      JoinedBarriers& joined = joined_barriers();
+      std::lock_guard lock(joined.mutex);
+      joined.layouts.push_back(&b);
+    }
     index = b.arrived++;
     if (b.arrived == b.parties) {
       // The last to arrive runs the action, then lets everyone through.
@@ -605,6 +676,23 @@ bool Barrier::broken() const {
   return layout_->broken != 0;
 }
 const std::string& Barrier::name() const noexcept { return region_->name(); }
+
+void detail::leave_barriers() noexcept {
+  // Most processes never joined a barrier: do nothing then (a child on its way out
+  // should not even allocate).
+  JoinedBarriers* mine = joined_slot.load(std::memory_order_acquire);
+  if (mine == nullptr || mine->pid != sys::current_pid()) return;
+  try {
+    JoinedBarriers& joined = *mine;
+    std::lock_guard lock(joined.mutex);
+    for (Barrier::Layout* layout : joined.layouts) {
+      BarrierGuard guard(*layout);
+      guard.unregister_party();
+    }
+    joined.layouts.clear();
+  } catch (...) {  // called on the way out of a process: never throw
+  }
+}
 void Barrier::unlink() { region_->unlink(); }
 
 }  // namespace ipckit

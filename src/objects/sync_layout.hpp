@@ -29,6 +29,11 @@ enum class ObjectKind : std::uint16_t {
 };
 const char* kind_name(ObjectKind kind) noexcept;
 
+// Takes this process out of every Barrier it has waited on: it ended in order (its
+// target returned, or exit()), so the others must not take its end for a death. Called
+// by Process's child before it exits with code 0, and at exit().
+void leave_barriers() noexcept;
+
 // The first 16 bytes of every object: what it is, and whether it is ready. The creator
 // fills the object, then stores `magic` (release) and wakes futex waiters on it; an
 // opener waits (futex, bounded) until `magic` is set.

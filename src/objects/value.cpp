@@ -65,6 +65,11 @@ ValueCore::ValueCore(std::shared_ptr<SharedRegion> region, const Shape& shape) :
                      " bytes (alignment " + std::to_string(v->alignment) + "), not " +
                      std::to_string(shape.element_size) + " (alignment " + std::to_string(shape.alignment) + ")");
   if (!shape.array && v->count != 1) throw ValueError(region_->describe() + " does not hold one value");
+  const std::uint64_t room = v->header.size;
+  if (v->data_offset < sizeof(ValueLayout) || v->data_offset % std::max<std::size_t>(1, shape.alignment) != 0 ||
+      v->data_offset > room || v->count > (room - v->data_offset) / std::max<std::size_t>(1, shape.element_size))
+    throw ValueError(region_->describe() + " claims " + std::to_string(v->count) + " elements at offset " +
+                     std::to_string(v->data_offset) + " in " + std::to_string(room) + " bytes");
   data_ = region_->object() + v->data_offset;
   count_ = static_cast<std::size_t>(v->count);
   if (v->has_lock != 0) lock_.reset(new Lock(region_, &v->lock, false));

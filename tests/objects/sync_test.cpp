@@ -482,6 +482,18 @@ TEST_F(SyncTest, BarrierPartyKilledWhileOthersWaitBreaksIt) {
   EXPECT_TRUE(barrier.broken());
 }
 
+TEST_F(SyncTest, BarrierPartyThatEndsInOrderLeavesIt) {
+  ipckit::Barrier barrier(2);
+  auto first = spawn([&] { barrier.wait(30s); });  // one round, then returns: leaves
+  barrier.wait(30s);
+  first->join();
+  EXPECT_EQ(first->exitcode(), 0);
+  auto second = spawn([&] { barrier.wait(30s); });  // a new party takes its place
+  EXPECT_NO_THROW(barrier.wait(30s));
+  second->join();
+  EXPECT_EQ(second->exitcode(), 0);
+}
+
 // --- Value and Array ---------------------------------------------------------------------
 
 TEST_F(SyncTest, AtomicAndLockedValueIncrementsAreExact) {
