@@ -1,7 +1,8 @@
 // Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier in shared memory.
 //
-// Layouts: objects/sync_layout.hpp (docs/formats/sync.md). Every wait spins for a few
-// microseconds (sys::spin_until), then sleeps on a futex word of the object.
+// Layouts: objects/sync_layout.hpp (docs/formats/sync.md). Semaphore and Event waits spin
+// for a few microseconds (sys::spin_until), then sleep on a futex word of the object;
+// locks leave waiting to glibc (see take_mutex).
 //
 // Lost wake-ups. Sleepers announce themselves in a `waiters` count before they re-check
 // the word and sleep; wakers change the word, then read `waiters` and call futex_wake
@@ -93,17 +94,15 @@ std::string describe_lock(const LockLayout& l, const SharedRegion& region) {
                   owner);
 }
 
-// Takes the mutex (spinning, then sleeping, until the deadline). Marks the lock
-// inconsistent when the previous holder died. False on timeout or when busy and !block.
+// Takes the mutex (sleeping until the deadline). Marks the lock inconsistent when the
+// previous holder died. False on timeout, or when busy and !block.
 bool take_mutex(LockLayout& l, const sys::Deadline& deadline, bool block) {
-  sys::MutexLock r = sys::robust_mutex_try_lock(l.mutex);
-  if (r == sys::MutexLock::TimedOut) {
-    if (!block) return false;
-    if (sys::spin_until([&] { return sys::robust_mutex_looks_free(l.mutex); }))
-      r = sys::robust_mutex_try_lock(l.mutex);
-    if (r == sys::MutexLock::TimedOut) r = sys::robust_mutex_lock(l.mutex, deadline);
-    if (r == sys::MutexLock::TimedOut) return false;
-  }
+  // No spinning of our own: glibc's robust lock sleeps at once when the mutex is taken,
+  // so the holder keeps the cache line and runs on; with short critical sections shared
+  // by two processes that is several times the throughput of spinning hand-offs.
+  const sys::MutexLock r =
+      block ? sys::robust_mutex_lock(l.mutex, deadline) : sys::robust_mutex_try_lock(l.mutex);
+  if (r == sys::MutexLock::TimedOut) return false;
   if (r == sys::MutexLock::OwnerDied) {
     // The kernel handed us the mutex of a dead holder. Keep the mutex usable and record
     // the death in our own flag, which recover() clears (see sync.hpp, "Crash safety").
