@@ -6,8 +6,8 @@
 // bare futex word, std::atomic_ref. Python's sides are in peers/multiprocessing_peer.py
 // under the same workload names.
 //
-// Units. The harness knows µs per iteration, not ns: lock.uncontended and
-// value.increment are reported in µs (0.02 µs is 20 ns); their targets are in ns.
+// Units: lock.uncontended and value.increment are in ns per iteration, the others as
+// their names say.
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>

@@ -12,6 +12,7 @@
 #include <ext/stdio_sync_filebuf.h>
 #include <stdio_ext.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -34,7 +35,23 @@ int sys_pidfd_send_signal(int pidfd, int signal) noexcept {
 
 }  // namespace
 
-int current_pid() noexcept { return ::getpid(); }
+namespace {
+// getpid() is a system call since glibc 2.25; the pid is cached and forgotten in a child
+// of fork() (pthread_atfork), as the thread id is below.
+std::atomic<int> cached_pid{0};
+void forget_pid() noexcept { cached_pid.store(0, std::memory_order_relaxed); }
+}  // namespace
+
+int current_pid() noexcept {
+  int pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    static const bool registered = (::pthread_atfork(nullptr, nullptr, forget_pid), true);
+    static_cast<void>(registered);
+    pid = ::getpid();
+    cached_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
 int parent_pid() noexcept { return ::getppid(); }
 
 int fork_process(std::string_view subject) {
@@ -120,12 +137,12 @@ bool process_alive(int pid, std::uint64_t start_time) noexcept {
 
 std::uint64_t own_start_time() noexcept {
   // Per process: a forked child has its own (the cache is keyed by pid).
-  static thread_local int cached_pid = 0;
+  static thread_local int for_pid = 0;
   static thread_local std::uint64_t cached = 0;
-  const int pid = ::getpid();
-  if (cached_pid != pid) {
+  const int pid = current_pid();
+  if (for_pid != pid) {
     cached = process_start_time(pid).value_or(0);
-    cached_pid = pid;
+    for_pid = pid;
   }
   return cached;
 }

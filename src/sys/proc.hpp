@@ -10,6 +10,7 @@
 
 namespace ipckit::sys {
 
+// getpid(), cached (and forgotten in a child of fork()).
 int current_pid() noexcept;
 int parent_pid() noexcept;
 

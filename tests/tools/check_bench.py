@@ -62,7 +62,7 @@ def check_json(path, only, expect_python):
         fail("results is empty")
     for r in results:
         name = r.get("workload")
-        if not isinstance(name, str) or not fnmatch.fnmatchcase(name, only):
+        if not isinstance(name, str) or not any(fnmatch.fnmatchcase(name, p) for p in only.split(",")):
             fail(f"unexpected workload {name!r} for --only {only}")
         if not isinstance(r.get("unit"), str) or not r["unit"]:
             fail(f"{name}: unit missing")
