@@ -19,7 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 using ConnectionTest = ipckit::test::Test;
 
-std::string text(const ipckit::Bytes& b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+using ipckit::test::text;
 ipckit::Bytes bytes_of(std::string_view s) {
   const auto span = std::as_bytes(std::span(s));
   return {span.begin(), span.end()};

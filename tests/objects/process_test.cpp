@@ -20,18 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 using ProcessTest = ipckit::test::Test;
 
-std::string text(const ipckit::Bytes& b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+using ipckit::test::text;
 
-// A child that blocks until the parent sends on (or closes) the gate: no sleeps needed to
-// keep a child alive for as long as a test wants. The child first closes its copy of the
-// write end, or the parent's close would never reach it as end of stream.
-void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer) {
-  gate_writer.close();
-  try {
-    gate.recv_bytes();
-  } catch (const ipckit::ConnectionClosed&) {
-  }
-}
+using ipckit::test::wait_for_gate;
 
 bool is_zombie_or_gone(int pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");

@@ -71,17 +71,9 @@ bool matches(std::span<const std::byte> bytes, int seed) {
   return true;
 }
 
-std::string text(const ipckit::Bytes& b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+using ipckit::test::text;
 
-// A child blocks here until the test closes (or writes to) the gate. The child first
-// closes its copy of the write end, or the test's close would not reach it.
-void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer) {
-  gate_writer.close();
-  try {
-    gate.recv_bytes();
-  } catch (const ipckit::ConnectionClosed&) {
-  }
-}
+using ipckit::test::wait_for_gate;
 
 std::string read_line_or_fail(Spawned& child) {
   auto line = child.read_line();

@@ -20,7 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 using SyncTest = ipckit::test::Test;
 
-std::string text(const ipckit::Bytes& b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+using ipckit::test::text;
 
 // Starts `body` in a child and returns it started.
 std::unique_ptr<ipckit::Process> spawn(std::function<void()> body, bool daemon = false) {

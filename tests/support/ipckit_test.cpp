@@ -110,6 +110,18 @@ std::atomic<unsigned> name_counter{0};
 
 }  // namespace
 
+std::string text(const ipckit::Bytes& bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer) {
+  gate_writer.close();
+  try {
+    gate.recv_bytes();
+  } catch (const ipckit::ConnectionClosed&) {
+  }
+}
+
 int watchdog_seconds() {
   if (const char* env = std::getenv("IPCKIT_TEST_TIMEOUT")) {
     const int s = std::atoi(env);

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ipckit/connection.hpp"
+
 #include <functional>
 #include <set>
 #include <string>
@@ -61,6 +63,14 @@ std::set<std::string> open_fds();
 std::set<std::string> shm_entries();
 // Pids of this process's children, running or zombie.
 std::vector<int> child_pids();
+
+// A message's bytes as text.
+std::string text(const ipckit::Bytes& bytes);
+
+// Blocks a child until the test sends on, or closes, the gate (a Pipe(false)): no sleeps
+// needed to keep a child alive for as long as a test wants. The child first closes its
+// copy of the write end, or the test's close would never reach it as end of stream.
+void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer);
 
 // Seconds the watchdog allows each test (IPCKIT_TEST_TIMEOUT overrides; default 60).
 int watchdog_seconds();
