@@ -62,6 +62,20 @@ void wake(std::atomic<std::uint32_t>& word, const std::atomic<std::uint32_t>& wa
   if (waiters.load(std::memory_order_seq_cst) != 0) sys::futex_wake(word, count);
 }
 
+// How a handle comes by its object.
+enum How { kAnonymous, kCreate, kOpen, kOpenOrCreate };
+
+std::shared_ptr<SharedRegion> make_region(How how, std::string_view name, ObjectKind kind, std::size_t size,
+                                          const SharedRegion::Init& init) {
+  switch (how) {
+    case kAnonymous: return SharedRegion::anonymous(kind, size, init);
+    case kCreate: return SharedRegion::create(name, kind, size, init);
+    case kOpen: return SharedRegion::open(name, kind);
+    case kOpenOrCreate: return SharedRegion::open_or_create(name, kind, size, init);
+  }
+  throw ValueError("unknown way to make a shared object");
+}
+
 // --- Lock ------------------------------------------------------------------------------
 
 void init_lock(std::byte* object, bool recursive) {
@@ -69,26 +83,14 @@ void init_lock(std::byte* object, bool recursive) {
   sys::robust_mutex_init(l->mutex, recursive);
 }
 
-std::shared_ptr<SharedRegion> make_lock_region(std::string_view name, bool recursive, int how) {
-  const auto kind = recursive ? ObjectKind::RLock : ObjectKind::Lock;
-  const auto init = [recursive](std::byte* p) { init_lock(p, recursive); };
-  switch (how) {
-    case 0: return SharedRegion::anonymous(kind, sizeof(LockLayout), init);
-    case 1: return SharedRegion::create(name, kind, sizeof(LockLayout), init);
-    case 2: return SharedRegion::open(name, kind);
-    default: return SharedRegion::open_or_create(name, kind, sizeof(LockLayout), init);
-  }
-}
-enum How { kAnonymous = 0, kCreate = 1, kOpen = 2, kOpenOrCreate = 3 };
-
-std::string describe_lock(const LockLayout& l, const SharedRegion& region) {
-  (void)l;
-  return region.describe();
+std::shared_ptr<SharedRegion> make_lock_region(std::string_view name, bool recursive, How how) {
+  return make_region(how, name, recursive ? ObjectKind::RLock : ObjectKind::Lock, sizeof(LockLayout),
+                     [recursive](std::byte* p) { init_lock(p, recursive); });
 }
 
 [[noreturn]] void throw_owner_died(const LockLayout& l, const SharedRegion& region) {
   const int owner = l.dead_owner.load(std::memory_order_relaxed);
-  throw OwnerDied(describe_lock(l, region) + ": its holder (thread " + std::to_string(owner) +
+  throw OwnerDied(region.describe() + ": its holder (thread " + std::to_string(owner) +
                       ") died holding it; what it guards may be half-updated. Call recover(repair) "
                       "to put that right; until then every acquire fails",
                   owner);
@@ -201,11 +203,7 @@ std::shared_ptr<SharedRegion> make_semaphore_region(std::string_view name, unsig
     s->initial = value;
     s->bounded = bounded ? 1 : 0;
   };
-  switch (how) {
-    case kAnonymous: return SharedRegion::anonymous(kind, sizeof(Semaphore::Layout), init);
-    case kCreate: return SharedRegion::create(name, kind, sizeof(Semaphore::Layout), init);
-    default: return SharedRegion::open(name, bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore);
-  }
+  return make_region(how, name, kind, sizeof(Semaphore::Layout), init);
 }
 
 bool try_take_permit(std::atomic<std::uint32_t>& value) {
@@ -276,11 +274,7 @@ namespace {
 
 std::shared_ptr<SharedRegion> make_event_region(std::string_view name, How how) {
   const auto init = [](std::byte* p) { new (p) Event::Layout{}; };
-  switch (how) {
-    case kAnonymous: return SharedRegion::anonymous(ObjectKind::Event, sizeof(Event::Layout), init);
-    case kCreate: return SharedRegion::create(name, ObjectKind::Event, sizeof(Event::Layout), init);
-    default: return SharedRegion::open(name, ObjectKind::Event);
-  }
+  return make_region(how, name, ObjectKind::Event, sizeof(Event::Layout), init);
 }
 
 bool wait_for_set(Event::Layout& e, const sys::Deadline& deadline) {
@@ -327,11 +321,7 @@ std::shared_ptr<SharedRegion> make_condition_region(std::string_view name, How h
     c->has_lock = own_lock ? 1 : 0;
     if (own_lock) init_lock(reinterpret_cast<std::byte*>(&c->lock), true);
   };
-  switch (how) {
-    case kAnonymous: return SharedRegion::anonymous(ObjectKind::Condition, sizeof(Condition::Layout), init);
-    case kCreate: return SharedRegion::create(name, ObjectKind::Condition, sizeof(Condition::Layout), init);
-    default: return SharedRegion::open(name, ObjectKind::Condition);
-  }
+  return make_region(how, name, ObjectKind::Condition, sizeof(Condition::Layout), init);
 }
 
 }  // namespace
@@ -448,11 +438,7 @@ std::shared_ptr<SharedRegion> make_barrier_region(std::string_view name, unsigne
     b->parties = parties;
     b->last_break = ~0U;
   };
-  switch (how) {
-    case kAnonymous: return SharedRegion::anonymous(ObjectKind::Barrier, sizeof(Barrier::Layout), init);
-    case kCreate: return SharedRegion::create(name, ObjectKind::Barrier, sizeof(Barrier::Layout), init);
-    default: return SharedRegion::open(name, ObjectKind::Barrier);
-  }
+  return make_region(how, name, ObjectKind::Barrier, sizeof(Barrier::Layout), init);
 }
 
 // The barriers this process has joined as a party, so that an orderly end can leave them.
