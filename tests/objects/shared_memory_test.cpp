@@ -101,17 +101,28 @@ std::set<std::string> fd_numbers() {
 // a forked child creates a tracked segment and returns, and its removal is awaited. The
 // tracker handles ended creators in the order it heard of them, so any creator that ended
 // earlier has been handled by then.
-void tracker_barrier() {
+// A child that creates a tracked 64-byte segment and tells its name; then it returns, or
+// (`stay`) waits to be killed.
+struct Creator {
+  std::unique_ptr<ipckit::Process> process;
+  std::string name;
+};
+Creator start_creator(bool stay) {
   auto [parent_end, child_end] = ipckit::Pipe();
-  ipckit::Process creator([&] {
+  auto process = std::make_unique<ipckit::Process>([&child_end, stay] {
     auto shm = SharedMemory::create(64);
     child_end.send_bytes(shm.name());
+    while (stay) pause();
   });
-  creator.start();
-  const std::string name = text(parent_end.recv_bytes());
-  creator.join();
-  ASSERT_EQ(creator.exitcode(), 0);
-  ASSERT_TRUE(wait_until_removed(shm_path(name), kRemoval)) << "the barrier segment was not removed";
+  process->start();
+  return {std::move(process), text(parent_end.recv_bytes())};
+}
+
+void tracker_barrier() {
+  auto creator = start_creator(false);
+  creator.process->join();
+  ASSERT_EQ(creator.process->exitcode(), 0);
+  ASSERT_TRUE(wait_until_removed(shm_path(creator.name), kRemoval)) << "the barrier segment was not removed";
 }
 
 // --- Child scenarios (unrelated processes: this binary, re-exec'd) ------------------------
@@ -643,31 +654,19 @@ TEST_F(ShmTrackingTest, KilledUnrelatedCreatorsSegmentIsRemoved) {
 }
 
 TEST_F(ShmTrackingTest, NormalExitOfTheCreatorRemovesIt) {
-  auto [parent_end, child_end] = ipckit::Pipe();
-  ipckit::Process creator([&] {
-    auto shm = SharedMemory::create(64);
-    child_end.send_bytes(shm.name());
-  });
-  creator.start();
-  const auto name = text(parent_end.recv_bytes());
-  creator.join();
-  EXPECT_EQ(creator.exitcode(), 0);
-  EXPECT_TRUE(wait_until_removed(shm_path(name), kRemoval));
+  auto creator = start_creator(false);
+  creator.process->join();
+  EXPECT_EQ(creator.process->exitcode(), 0);
+  EXPECT_TRUE(wait_until_removed(shm_path(creator.name), kRemoval));
 }
 
 TEST_F(ShmTrackingTest, NameStaysWhileAnUnrelatedUserLives) {
-  auto [parent_end, child_end] = ipckit::Pipe();
-  ipckit::Process creator([&] {
-    auto shm = SharedMemory::create(64);
-    child_end.send_bytes(shm.name());
-    for (;;) pause();
-  });
-  creator.start();
-  const auto name = text(parent_end.recv_bytes());
+  auto creator = start_creator(true);
+  const auto& name = creator.name;
   auto user = Spawned::scenario("shm-open-and-hold", {name});
   ASSERT_EQ(read_line_or_fail(user), "opened") << user.read_rest();
-  creator.kill();
-  creator.join();
+  creator.process->kill();
+  creator.process->join();
   tracker_barrier();  // the tracker has seen the creator end
   EXPECT_TRUE(ipckit::test::path_exists(shm_path(name)));
   auto still = SharedMemory::open(name);  // and it can still be opened
@@ -678,17 +677,11 @@ TEST_F(ShmTrackingTest, NameStaysWhileAnUnrelatedUserLives) {
 }
 
 TEST_F(ShmTrackingTest, LastUserToCloseRemovesTheNameAtOnce) {
-  auto [parent_end, child_end] = ipckit::Pipe();
-  ipckit::Process creator([&] {
-    auto shm = SharedMemory::create(64);
-    child_end.send_bytes(shm.name());
-    for (;;) pause();
-  });
-  creator.start();
-  const auto name = text(parent_end.recv_bytes());
+  auto creator = start_creator(true);
+  const auto& name = creator.name;
   auto shm = SharedMemory::open(name);
-  creator.kill();
-  creator.join();
+  creator.process->kill();
+  creator.process->join();
   tracker_barrier();
   EXPECT_TRUE(ipckit::test::path_exists(shm_path(name)));
   shm.close();
