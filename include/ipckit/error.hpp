@@ -94,6 +94,12 @@ class ConnectionClosed : public Error {
   using Error::Error;
 };
 
+// A queue was closed: put after close(), or get once it is closed and empty.
+class QueueClosed : public Error {
+ public:
+  using Error::Error;
+};
+
 // The peer broke the wire format: a malformed frame header, an impossible length.
 // The connection is no longer readable afterwards.
 class ProtocolError : public Error {

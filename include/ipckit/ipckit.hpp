@@ -5,6 +5,7 @@
 #include "ipckit/connection.hpp"  // Connection, Pipe()
 #include "ipckit/error.hpp"       // the exception hierarchy
 #include "ipckit/process.hpp"     // Process, current_process(), parent_process(), ...
+#include "ipckit/queue.hpp"       // Queue, SimpleQueue, JoinableQueue, ByteQueue
 #include "ipckit/shared_memory.hpp"  // SharedMemory: named, anonymous, file-backed
 #include "ipckit/sync.hpp"        // Lock, RLock, Semaphore, Event, Condition, Barrier
 #include "ipckit/value.hpp"       // Value<T>, Array<T>

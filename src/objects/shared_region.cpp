@@ -27,6 +27,8 @@ std::size_t layout_size(ObjectKind kind) {
     case ObjectKind::Barrier: return sizeof(Barrier::Layout);
     case ObjectKind::Value:
     case ObjectKind::Array: return sizeof(ValueLayout);
+    case ObjectKind::Queue:
+    case ObjectKind::JoinableQueue: return kQueueDataOffset;
   }
   return sizeof(ObjectHeader);
 }
@@ -44,6 +46,8 @@ const char* kind_name(ObjectKind kind) noexcept {
     case ObjectKind::Barrier: return "Barrier";
     case ObjectKind::Value: return "Value";
     case ObjectKind::Array: return "Array";
+    case ObjectKind::Queue: return "Queue";
+    case ObjectKind::JoinableQueue: return "JoinableQueue";
   }
   return "object";
 }
@@ -139,6 +143,19 @@ std::shared_ptr<SharedRegion> SharedRegion::open_or_create(std::string_view name
     r->await(kind, r->segment_.size());
   }
   return r;
+}
+
+std::size_t SharedRegion::size() const noexcept { return header_of(object_).size; }
+
+std::shared_ptr<SharedRegion> make_region(How how, std::string_view name, ObjectKind kind, std::size_t size,
+                                          const SharedRegion::Init& init) {
+  switch (how) {
+    case How::kAnonymous: return SharedRegion::anonymous(kind, size, init);
+    case How::kCreate: return SharedRegion::create(name, kind, size, init);
+    case How::kOpen: return SharedRegion::open(name, kind);
+    case How::kOpenOrCreate: return SharedRegion::open_or_create(name, kind, size, init);
+  }
+  throw ValueError("unknown way to make a shared object");
 }
 
 }  // namespace ipckit::detail

@@ -33,6 +33,8 @@ class SharedRegion {
                                                       std::size_t size, const Init& init);
 
   std::byte* object() const noexcept { return object_; }
+  // Bytes of the object, as its creator published them.
+  std::size_t size() const noexcept;
   // Removes the segment's name (ValueError for an anonymous region).
   void unlink();
   const std::string& name() const noexcept { return name_; }
@@ -52,5 +54,12 @@ class SharedRegion {
   std::string name_;
   ObjectKind kind_ = ObjectKind::Lock;
 };
+
+// How a handle comes by its object.
+enum class How { kAnonymous, kCreate, kOpen, kOpenOrCreate };
+
+// The region for `how` (`size` and `init` serve only to create).
+std::shared_ptr<SharedRegion> make_region(How how, std::string_view name, ObjectKind kind, std::size_t size,
+                                          const SharedRegion::Init& init);
 
 }  // namespace ipckit::detail

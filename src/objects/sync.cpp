@@ -35,6 +35,9 @@ namespace ipckit {
 using detail::LockLayout;
 using detail::ObjectKind;
 using detail::SharedRegion;
+using detail::How;
+using detail::make_region;
+using enum detail::How;
 
 namespace {
 
@@ -60,20 +63,6 @@ bool sleep_while(std::atomic<std::uint32_t>& word, std::uint32_t value, std::ato
 
 void wake(std::atomic<std::uint32_t>& word, const std::atomic<std::uint32_t>& waiters, int count) {
   if (waiters.load(std::memory_order_seq_cst) != 0) sys::futex_wake(word, count);
-}
-
-// How a handle comes by its object.
-enum How { kAnonymous, kCreate, kOpen, kOpenOrCreate };
-
-std::shared_ptr<SharedRegion> make_region(How how, std::string_view name, ObjectKind kind, std::size_t size,
-                                          const SharedRegion::Init& init) {
-  switch (how) {
-    case kAnonymous: return SharedRegion::anonymous(kind, size, init);
-    case kCreate: return SharedRegion::create(name, kind, size, init);
-    case kOpen: return SharedRegion::open(name, kind);
-    case kOpenOrCreate: return SharedRegion::open_or_create(name, kind, size, init);
-  }
-  throw ValueError("unknown way to make a shared object");
 }
 
 // --- Lock ------------------------------------------------------------------------------

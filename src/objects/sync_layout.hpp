@@ -26,7 +26,12 @@ enum class ObjectKind : std::uint16_t {
   Barrier = 7,
   Value = 8,
   Array = 9,
+  Queue = 10,  // also SimpleQueue; layout in docs/formats/queue.md
+  JoinableQueue = 11,
 };
+
+// Where a queue's ring of messages starts, from the start of the object.
+inline constexpr std::size_t kQueueDataOffset = 4096;
 const char* kind_name(ObjectKind kind) noexcept;
 
 // Takes this process out of every Barrier it has waited on: it ended in order (its
