@@ -66,14 +66,16 @@ namespace ipckit {
 using Timeout = std::chrono::nanoseconds;
 
 inline constexpr std::size_t kDefaultQueueCapacity = std::size_t{1} << 20;
+inline constexpr std::size_t kDefaultQueueMaxMessage = std::size_t{1} << 30;
 
 struct QueueOptions {
   // Most items held at once; 0 for no limit but capacity_bytes.
   std::size_t maxsize = 0;
   // Bytes of the ring, rounded up to a power of two between 4 KiB and 1 GiB.
   std::size_t capacity_bytes = kDefaultQueueCapacity;
-  // Largest message; 0 for the most the ring can hold (capacity - 16).
-  std::size_t max_message_size = 0;
+  // Largest message put accepts. A message longer than a quarter of the ring travels
+  // in chunks, streamed while its consumer takes them.
+  std::size_t max_message_size = kDefaultQueueMaxMessage;
 };
 
 class ByteQueue {

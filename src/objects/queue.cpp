@@ -45,13 +45,8 @@ transport::RingConfig config_for(const QueueOptions& o) {
   std::size_t capacity = std::bit_ceil(std::max(o.capacity_bytes, transport::kMinRingCapacity));
   if (o.capacity_bytes > transport::kMaxRingCapacity)
     throw ValueError("a queue's capacity_bytes may be at most 1 GiB, not " + std::to_string(o.capacity_bytes));
-  const std::size_t most = capacity - 2 * transport::kRecordHeader;
-  if (o.max_message_size > most)
-    throw ValueError("a queue of " + std::to_string(capacity) + " bytes holds messages of at most " +
-                     std::to_string(most) + " bytes, not max_message_size " + std::to_string(o.max_message_size) +
-                     ": raise capacity_bytes");
   if (o.maxsize > 0x7fffffff) throw ValueError("a queue's maxsize may be at most 2^31 - 1");
-  return {capacity, o.max_message_size != 0 ? o.max_message_size : most, o.maxsize};
+  return {capacity, o.max_message_size, o.maxsize};
 }
 
 std::shared_ptr<SharedRegion> make_queue_region(How how, std::string_view name, ObjectKind kind,
@@ -161,7 +156,7 @@ std::size_t ByteQueue::put_many(std::span<const std::span<const std::byte>> mess
 
 std::size_t ByteQueue::get_to(Sink sink, void* context, std::size_t max_items, std::optional<Timeout> timeout) {
   if (max_items == 0) return 0;
-  return state().ring.get(sink, context, max_items, deadline_for(timeout));
+  return state().ring.get(transport::RingSink{sink, nullptr, context}, max_items, deadline_for(timeout));
 }
 
 namespace {
@@ -177,13 +172,19 @@ void copy_to_vector(void* context, std::span<const std::byte> message) {
 struct Into {
   std::span<std::byte> buffer;
   std::size_t size = 0;
+  // A chunked message goes straight into the buffer when it fits (else it is assembled,
+  // and sink() refuses it with a copy).
+  static std::span<std::byte> reserve(void* context, std::size_t total) {
+    auto& self = *static_cast<Into*>(context);
+    return total <= self.buffer.size() ? self.buffer.first(total) : std::span<std::byte>();
+  }
   static void sink(void* context, std::span<const std::byte> message) {
     auto& self = *static_cast<Into*>(context);
     if (message.size() > self.buffer.size())
       throw BufferTooShort("a " + std::to_string(message.size()) + "-byte message does not fit a buffer of " +
                                std::to_string(self.buffer.size()) + " bytes",
                            Bytes(message.begin(), message.end()));
-    std::copy(message.begin(), message.end(), self.buffer.begin());
+    if (message.data() != self.buffer.data()) std::copy(message.begin(), message.end(), self.buffer.begin());
     self.size = message.size();
   }
 };
@@ -204,7 +205,7 @@ std::optional<Bytes> ByteQueue::get(Timeout timeout) {
 
 std::size_t ByteQueue::get_into(std::span<std::byte> buffer) {
   Into into{buffer};
-  get_to(&Into::sink, &into, 1, std::nullopt);
+  state().ring.get(transport::RingSink{&Into::sink, &Into::reserve, &into}, 1, sys::Deadline::never());
   return into.size;
 }
 

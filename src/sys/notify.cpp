@@ -62,4 +62,21 @@ void drain_notify(int fd) noexcept {
   }
 }
 
+void send_wake(int socket) noexcept {
+  const char byte = 0;
+  while (::send(socket, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+bool drain_stream(int socket) noexcept {
+  char buffer[256];
+  for (;;) {
+    const ssize_t n = ::recv(socket, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n == 0) return false;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK;
+  }
+}
+
 }  // namespace ipckit::sys

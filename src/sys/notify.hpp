@@ -18,4 +18,11 @@ void send_notify(std::string_view name) noexcept;
 // Reads and discards every datagram waiting on `fd`.
 void drain_notify(int fd) noexcept;
 
+// Wake-ups over a connected stream socket (a Pipe's): one byte, never blocking (a full
+// buffer already means a wake-up is pending).
+void send_wake(int socket) noexcept;
+// Reads and discards every byte waiting on a stream socket; false once it has reached
+// end of stream (or a reset): the peer is gone.
+bool drain_stream(int socket) noexcept;
+
 }  // namespace ipckit::sys

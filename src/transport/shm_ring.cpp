@@ -4,11 +4,12 @@
 #include <bit>
 #include <cstdio>
 #include <cstring>
-#include <functional>
+#include <exception>
 #include <vector>
 
 #include "ipckit/error.hpp"
 #include "sys/futex.hpp"
+#include "sys/io.hpp"
 #include "sys/notify.hpp"
 #include "sys/spin.hpp"
 
@@ -24,24 +25,43 @@ constexpr std::uint64_t record_bytes(std::size_t length) noexcept {
   return kRecordHeader + ((length + 7) & ~std::size_t{7});
 }
 
-// The futex word of a tail or head: its count, the high half (little-endian).
-const std::atomic<std::uint32_t>& count_word(const std::atomic<std::uint64_t>& word) noexcept {
+// The futex word of a tail or head: its position, the low half (little-endian), which
+// moves with every record, chunks included.
+const std::atomic<std::uint32_t>& position_word(const std::atomic<std::uint64_t>& word) noexcept {
   static_assert(std::endian::native == std::endian::little);
-  return *reinterpret_cast<const std::atomic<std::uint32_t>*>(reinterpret_cast<const char*>(&word) + 4);
+  return *reinterpret_cast<const std::atomic<std::uint32_t>*>(&word);
 }
 
-// A record's header: one 64-bit word, its sequence (the item's count: low 32 bits of how
-// many were put before it) above its length, with kCommitted set. Zero is "nothing yet".
+// A record's header word: the sequence (the message's count: how many messages were put
+// before it, modulo 2^32) in the high half; flags and the payload length in the low half.
+// Zero means "nothing here yet".
 constexpr std::uint32_t kCommitted = std::uint32_t{1} << 31;
-constexpr std::uint64_t header_word(std::uint32_t sequence, std::size_t length) noexcept {
-  return (std::uint64_t{sequence} << 32) | kCommitted | static_cast<std::uint32_t>(length);
+constexpr std::uint32_t kMore = std::uint32_t{1} << 30;   // another chunk of this message follows
+constexpr std::uint32_t kCont = std::uint32_t{1} << 29;   // continues a message
+constexpr std::uint32_t kAbort = std::uint32_t{1} << 28;  // the message being sent was abandoned
+constexpr std::uint32_t kLengthMask = kAbort - 1;
+constexpr std::size_t kLargestChunk = std::size_t{1} << 27;
+
+constexpr std::uint64_t header_word(std::uint32_t sequence, std::uint32_t flags, std::size_t length) noexcept {
+  return (std::uint64_t{sequence} << 32) | kCommitted | flags | static_cast<std::uint32_t>(length);
 }
 constexpr bool committed(std::uint64_t header) noexcept { return (header & kCommitted) != 0; }
 constexpr std::uint32_t sequence_of(std::uint64_t header) noexcept { return static_cast<std::uint32_t>(header >> 32); }
-constexpr std::size_t length_of(std::uint64_t header) noexcept { return static_cast<std::uint32_t>(header) & ~kCommitted; }
+constexpr std::uint32_t flags_of(std::uint64_t header) noexcept {
+  return static_cast<std::uint32_t>(header) & (kMore | kCont | kAbort);
+}
+constexpr std::size_t length_of(std::uint64_t header) noexcept { return static_cast<std::uint32_t>(header) & kLengthMask; }
 
-// A message that wraps around the end of the ring is copied here to be handed on whole.
-thread_local std::vector<std::byte> wrapped_copy;
+// `word` moved past the record `header`: a message is counted when its last record goes.
+constexpr std::uint64_t advance(std::uint64_t word, std::uint64_t header) noexcept {
+  const bool ends_message = (flags_of(header) & (kMore | kAbort)) == 0;
+  return make_word(count_of(word) + (ends_message ? 1 : 0),
+                   units_of(word) + static_cast<std::uint32_t>(record_bytes(length_of(header)) / 8));
+}
+
+// A message that wraps around the end of the ring, or comes in chunks, is assembled here
+// to be handed on whole.
+thread_local std::vector<std::byte> assembled;
 
 // A consumer waiting for an item looks often: that is its latency. A producer waiting
 // for room looks rarely and long: each look costs the consumer the cache line of `head`,
@@ -60,14 +80,18 @@ void Ring::init(RingLayout& layout, const RingConfig& config, std::uint64_t id) 
   sys::robust_mutex_init(layout.get_lock, false);
 }
 
-Ring::Ring(RingLayout* layout, std::byte* data, std::size_t data_bytes, std::string description)
-    : layout_(layout), data_(data), mask_(layout->capacity - 1), description_(std::move(description)) {
+Ring::Ring(RingLayout* layout, std::byte* data, std::size_t data_bytes, std::string description, int wake_socket)
+    : layout_(layout),
+      data_(data),
+      mask_(layout->capacity - 1),
+      chunk_(std::min<std::uint64_t>(layout->capacity / 4, kLargestChunk)),
+      description_(std::move(description)),
+      wake_socket_(wake_socket) {
   const std::uint64_t capacity = layout->capacity;
   if (capacity < kMinRingCapacity || capacity > kMaxRingCapacity || !std::has_single_bit(capacity) ||
-      capacity > data_bytes || layout->max_message + 2 * kRecordHeader > capacity)
-    throw ValueError(description_ + " has an impossible layout (ring of " + std::to_string(capacity) +
-                     " bytes in " + std::to_string(data_bytes) + ", messages up to " +
-                     std::to_string(layout->max_message) + ")");
+      capacity > data_bytes)
+    throw ValueError(description_ + " has an impossible layout (a ring of " + std::to_string(capacity) +
+                     " bytes in " + std::to_string(data_bytes) + ")");
 }
 
 Ring::Locked Ring::lock(sys::RobustMutex& mutex, const sys::Deadline& deadline) {
@@ -82,7 +106,7 @@ Ring::Locked Ring::lock(sys::RobustMutex& mutex, const sys::Deadline& deadline) 
   switch (r) {
     case sys::MutexLock::Acquired: return Locked::Yes;
     case sys::MutexLock::OwnerDied:
-      // What the dead holder did is either published or invisible (see the top of
+      // What the dead holder did is either visible whole or not at all (the top of
       // shm_ring.hpp); the caller rolls forward what it can.
       sys::robust_mutex_consistent(mutex);
       return Locked::AfterDeath;
@@ -97,23 +121,61 @@ std::uint64_t Ring::header_at(std::uint64_t word) const noexcept {
   return std::atomic_ref<std::uint64_t>(*p).load(std::memory_order_acquire);
 }
 
-bool Ring::wait_for_change(const std::atomic<std::uint64_t>& word, std::uint32_t seen,
-                           std::atomic<std::uint32_t>& sleepers, const sys::Deadline& deadline,
-                           const std::function<bool()>& ready, const Patience& patience) {
-  auto changed = [&] { return ready() || layout_->closed.load(std::memory_order_relaxed) != 0; };
-  if (deadline.expired()) return changed();
-  if (sys::spin_until(changed, patience.spin_time, patience.pauses)) return true;
+bool Ring::record_ready(std::uint64_t head) const noexcept {
+  const std::uint64_t header = header_at(head);
+  return committed(header) && sequence_of(header) == count_of(head);
+}
+
+template <class Ready>
+bool Ring::wait(Side side, Ready&& ready, const sys::Deadline& deadline) {
+  auto done = [&] { return ready() || closed() || peer_gone_; };
+  if (deadline.expired()) return done();
+  const Patience& patience = side == Side::Consumer ? kEmptyPatience : kFullPatience;
+  if (sys::spin_until(done, patience.spin_time, patience.pauses)) return true;
   for (;;) {
     const sys::Deadline slice = sys::Deadline::after(kSleepSlice);
     const sys::Deadline& until = deadline.time_point() < slice.time_point() ? deadline : slice;
-    sleepers.fetch_add(1, std::memory_order_seq_cst);
-    if (!changed() && count_of(word.load(std::memory_order_seq_cst)) == seen)
-      sys::futex_wait(count_word(word), seen, until);
-    sleepers.fetch_sub(1, std::memory_order_relaxed);
-    if (changed()) return true;
+    RingLayout& l = *layout_;
+    if (wake_socket_ >= 0) {
+      // Sleep in poll() on the wake socket: the other side sends a byte when it sees the
+      // bit; end of stream says it is gone.
+      auto& armed = side == Side::Consumer ? l.armed : l.space_armed;
+      armed.fetch_or(1, std::memory_order_seq_cst);
+      if (!done() && sys::wait_readable(wake_socket_, until)) peer_gone_ = !sys::drain_stream(wake_socket_);
+    } else {
+      const std::atomic<std::uint64_t>& other = side == Side::Consumer ? l.tail : l.head;
+      auto& sleepers = side == Side::Consumer ? l.consumers_sleeping : l.producers_sleeping;
+      const std::uint64_t seen = other.load(std::memory_order_seq_cst);
+      sleepers.fetch_add(1, std::memory_order_seq_cst);
+      if (!done() && other.load(std::memory_order_seq_cst) == seen)
+        sys::futex_wait(position_word(other), units_of(seen), until);
+      sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (done()) return true;
     if (deadline.expired()) return false;
-    seen = count_of(word.load(std::memory_order_seq_cst));
   }
+}
+
+void Ring::wake_consumers(std::size_t published) noexcept {
+  RingLayout& l = *layout_;
+  if (wake_socket_ >= 0) {
+    if (l.armed.load(std::memory_order_seq_cst) != 0 && l.armed.exchange(0, std::memory_order_seq_cst) != 0)
+      sys::send_wake(wake_socket_);
+    return;
+  }
+  if (l.consumers_sleeping.load(std::memory_order_seq_cst) != 0)
+    sys::futex_wake(position_word(l.tail), static_cast<int>(std::min<std::size_t>(published, sys::kWakeAll)));
+  if (l.armed.load(std::memory_order_seq_cst) != 0) notify_pollers();
+}
+
+void Ring::wake_producers() noexcept {
+  RingLayout& l = *layout_;
+  if (wake_socket_ >= 0) {
+    if (l.space_armed.load(std::memory_order_seq_cst) != 0 && l.space_armed.exchange(0, std::memory_order_seq_cst) != 0)
+      sys::send_wake(wake_socket_);
+    return;
+  }
+  if (l.producers_sleeping.load(std::memory_order_seq_cst) != 0) sys::futex_wake(position_word(l.head), sys::kWakeAll);
 }
 
 void Ring::write(std::uint64_t position, ConstBytes bytes) noexcept {
@@ -121,6 +183,40 @@ void Ring::write(std::uint64_t position, ConstBytes bytes) noexcept {
   const std::size_t first = std::min<std::uint64_t>(bytes.size(), layout_->capacity - offset);
   std::memcpy(data_ + offset, bytes.data(), first);
   if (first < bytes.size()) std::memcpy(data_, bytes.data() + first, bytes.size() - first);
+}
+
+std::uint64_t Ring::write_record(std::uint64_t tail, std::uint32_t flags, ConstBytes prefix,
+                                 ConstBytes payload) noexcept {
+  const std::size_t length = prefix.size() + payload.size();
+  const std::uint64_t position = std::uint64_t{units_of(tail)} * 8;
+  const std::uint64_t header = header_word(count_of(tail), flags, length);
+  // The next header position reads "nothing yet" before this record can be seen...
+  std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + ((position + record_bytes(length)) & mask_)))
+      .store(0, std::memory_order_relaxed);
+  write(position + kRecordHeader, prefix);
+  write(position + kRecordHeader + prefix.size(), payload);
+  // ...and the header, committed last, makes the record visible to consumers.
+  std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (position & mask_)))
+      .store(header, std::memory_order_release);
+  return advance(tail, header);
+}
+
+bool Ring::room(std::uint64_t tail, std::uint64_t need, bool new_message) noexcept {
+  RingLayout& l = *layout_;
+  std::uint64_t head = l.head_seen.load(std::memory_order_relaxed);
+  for (int attempt = 0;; ++attempt) {
+    const std::uint64_t used = std::uint64_t{static_cast<std::uint32_t>(units_of(tail) - units_of(head))} * 8;
+    const std::uint32_t messages = count_of(tail) - count_of(head);
+    if (used + need <= l.capacity && (!new_message || l.maxsize == 0 || messages < l.maxsize)) return true;
+    if (attempt == 1) return false;
+    head = l.head.load(std::memory_order_acquire);
+    l.head_seen.store(head, std::memory_order_relaxed);
+  }
+}
+
+void Ring::publish_tail(std::uint64_t tail, std::size_t messages) noexcept {
+  layout_->tail.store(tail, std::memory_order_seq_cst);
+  wake_consumers(std::max<std::size_t>(messages, 1));
 }
 
 void Ring::roll_forward() noexcept {
@@ -131,10 +227,55 @@ void Ring::roll_forward() noexcept {
   const std::uint64_t start = tail;
   for (;;) {
     const std::uint64_t header = header_at(tail);
-    if (!committed(header) || sequence_of(header) != count_of(tail) || length_of(header) > l.max_message) break;
-    tail = make_word(count_of(tail) + 1, units_of(tail) + static_cast<std::uint32_t>(record_bytes(length_of(header)) / 8));
+    if (!committed(header) || sequence_of(header) != count_of(tail) || length_of(header) > chunk_) break;
+    tail = advance(tail, header);
   }
-  if (tail != start) l.tail.store(tail, std::memory_order_seq_cst);
+  // It died in the middle of a chunked message: end it, so that a consumer assembling it
+  // drops it. Room was kept for this record when the last chunk was written.
+  if (l.streaming.load(std::memory_order_relaxed) != 0) {
+    tail = write_record(tail, kCont | kAbort, {}, {});
+    l.streaming.store(0, std::memory_order_relaxed);
+  }
+  if (tail != start) publish_tail(tail, 1);
+}
+
+bool Ring::put_chunked(std::uint64_t& tail, ConstBytes message, const sys::Deadline& deadline) {
+  RingLayout& l = *layout_;
+  const std::uint64_t total = message.size();
+  std::byte prefix[8];
+  std::memcpy(prefix, &total, sizeof prefix);
+  std::size_t offset = 0;
+  bool first = true;
+  while (offset < total) {
+    const std::size_t take = std::min<std::size_t>(chunk_ - (first ? sizeof prefix : 0), total - offset);
+    const bool last = offset + take == total;
+    const std::uint64_t length = take + (first ? sizeof prefix : 0);
+    // The record, the zero header after it, and while more follows, room for an abort
+    // record and its zero header.
+    const std::uint64_t need = record_bytes(length) + kRecordHeader + (last ? 0 : 2 * kRecordHeader);
+    while (!room(tail, need, first)) {
+      publish_tail(tail, 0);
+      const std::uint64_t seen = l.head_seen.load(std::memory_order_relaxed);
+      const bool moved = wait(Side::Producer, [&] { return l.head.load(std::memory_order_acquire) != seen; }, deadline);
+      if (moved && !closed() && !peer_gone_) continue;
+      if (!first) {  // abandon the part already sent
+        tail = write_record(tail, kCont | kAbort, {}, {});
+        l.streaming.store(0, std::memory_order_relaxed);
+        publish_tail(tail, 1);
+      }
+      if (closed()) throw QueueClosed("put on closed " + description_);
+      if (peer_gone_) throw ConnectionClosed(description_ + ": the receiving end is closed");
+      return false;
+    }
+    if (first) l.streaming.store(1, std::memory_order_relaxed);  // before the first chunk is committed
+    tail = write_record(tail, (first ? 0 : kCont) | (last ? 0 : kMore), first ? ConstBytes(prefix) : ConstBytes(),
+                        message.subspan(offset, take));
+    if (last) l.streaming.store(0, std::memory_order_relaxed);
+    if (!last) publish_tail(tail, 0);  // consumers take chunks as they come
+    offset += take;
+    first = false;
+  }
+  return true;
 }
 
 std::size_t Ring::put(std::span<const ConstBytes> messages, const sys::Deadline& deadline) {
@@ -142,89 +283,73 @@ std::size_t Ring::put(std::span<const ConstBytes> messages, const sys::Deadline&
   for (const ConstBytes& m : messages)
     if (m.size() > l.max_message)
       throw MessageTooLarge("put of a " + std::to_string(m.size()) + "-byte message on " + description_ +
-                                ", whose limit is " + std::to_string(l.max_message) +
-                                " bytes (raise max_message_size and capacity_bytes)",
+                                ", whose limit is " + std::to_string(l.max_message) + " bytes",
                             m.size(), l.max_message);
   std::size_t done = 0;
   while (done < messages.size()) {
-    if (l.closed.load(std::memory_order_acquire) != 0) throw QueueClosed("put on closed " + description_);
+    if (closed()) throw QueueClosed("put on closed " + description_);
     const Locked locked = lock(l.put_lock, deadline);
     if (locked == Locked::No) return done;
     if (locked == Locked::AfterDeath) roll_forward();
     std::uint64_t tail = l.tail.load(std::memory_order_relaxed);
-    std::uint64_t head = l.head_seen.load(std::memory_order_relaxed);
-    bool refreshed = false;
     const std::size_t before = done;
-    while (done < messages.size()) {
-      const ConstBytes m = messages[done];
-      const std::uint64_t need = record_bytes(m.size());
-      const std::uint64_t used = std::uint64_t{static_cast<std::uint32_t>(units_of(tail) - units_of(head))} * 8;
-      const std::uint32_t items = count_of(tail) - count_of(head);
-      // Room for the record and for the zero header that must follow it.
-      if (used + need + kRecordHeader > l.capacity || (l.maxsize != 0 && items >= l.maxsize)) {
-        if (refreshed) break;
-        head = l.head.load(std::memory_order_acquire);
-        l.head_seen.store(head, std::memory_order_relaxed);
-        refreshed = true;
-        continue;
+    bool stalled = false;
+    try {
+      while (done < messages.size() && !stalled) {
+        const ConstBytes m = messages[done];
+        if (m.size() > chunk_) {
+          if (!put_chunked(tail, m, deadline)) break;
+          ++done;
+        } else if (room(tail, record_bytes(m.size()) + kRecordHeader, true)) {
+          tail = write_record(tail, 0, {}, m);
+          ++done;
+        } else {
+          stalled = true;
+        }
       }
-      const std::uint64_t position = std::uint64_t{units_of(tail)} * 8;
-      // The next header position reads "nothing yet" before this record can be seen...
-      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + ((position + need) & mask_)))
-          .store(0, std::memory_order_relaxed);
-      write(position + kRecordHeader, m);
-      // ...and the header, committed last, makes the record visible to consumers.
-      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (position & mask_)))
-          .store(header_word(count_of(tail), m.size()), std::memory_order_release);
-      tail = make_word(count_of(tail) + 1, units_of(tail) + static_cast<std::uint32_t>(need / 8));
-      ++done;
+    } catch (...) {
+      sys::robust_mutex_unlock(l.put_lock);
+      throw;
     }
-    const std::size_t published = done - before;
-    std::uint32_t sleeping = 0;
-    std::uint32_t armed = 0;
-    if (published != 0) {
-      l.tail.store(tail, std::memory_order_seq_cst);
-      sleeping = l.consumers_sleeping.load(std::memory_order_seq_cst);
-      armed = l.armed.load(std::memory_order_seq_cst);
-    }
+    const std::uint64_t seen = l.head_seen.load(std::memory_order_relaxed);
+    l.tail.store(tail, std::memory_order_seq_cst);
     sys::robust_mutex_unlock(l.put_lock);
-    if (sleeping != 0)
-      sys::futex_wake(count_word(l.tail), static_cast<int>(std::min<std::size_t>(published, sys::kWakeAll)));
-    if (armed != 0) notify_pollers();
-    if (done == messages.size()) break;
+    wake_consumers(done - before);
+    if (!stalled) break;
     // Full: wait for a consumer to take something.
-    const std::uint32_t seen = count_of(head);
-    if (!wait_for_change(l.head, seen, l.producers_sleeping, deadline,
-                         [&] { return count_of(l.head.load(std::memory_order_acquire)) != seen; }, kFullPatience))
-      return done;
+    if (!wait(Side::Producer, [&] { return l.head.load(std::memory_order_acquire) != seen; }, deadline)) break;
+    if (peer_gone_) throw ConnectionClosed(description_ + ": the receiving end is closed");
   }
   return done;
 }
 
-std::size_t Ring::get(Sink sink, void* context, std::size_t max, const sys::Deadline& deadline) {
+std::size_t Ring::get(const RingSink& sink, std::size_t max, const sys::Deadline& deadline) {
   RingLayout& l = *layout_;
   for (;;) {
-    // Without the lock: wait until the record at `head` is committed.
-    const std::uint64_t seen_head = l.head.load(std::memory_order_acquire);
-    auto ready = [&] {
-      const std::uint64_t header = header_at(seen_head);
-      return (committed(header) && sequence_of(header) == count_of(seen_head)) ||
-             l.head.load(std::memory_order_relaxed) != seen_head;
-    };
+    // Without the lock: wait until a record is committed at `head`.
+    const std::uint64_t seen = l.head.load(std::memory_order_acquire);
+    auto ready = [&] { return record_ready(seen) || l.head.load(std::memory_order_relaxed) != seen; };
     if (!ready()) {
-      if (l.closed.load(std::memory_order_acquire) != 0) {
-        if (!ready()) throw QueueClosed("get from closed and empty " + description_);
-      } else if (!wait_for_change(l.tail, count_of(l.tail.load(std::memory_order_seq_cst)), l.consumers_sleeping,
-                                  deadline, ready, kEmptyPatience)) {
-        return 0;
+      if (closed() || peer_gone_) {
+        if (record_ready(l.head.load(std::memory_order_acquire))) continue;
+        if (closed()) throw QueueClosed("get from closed and empty " + description_);
+        throw ConnectionClosed(description_ + ": the sending end is closed and nothing is left");
       }
+      if (!wait(Side::Consumer, ready, deadline)) return 0;
       continue;
     }
     if (lock(l.get_lock, deadline) == Locked::No) return 0;
-    std::uint64_t head = l.head.load(std::memory_order_relaxed);
+    const std::uint64_t start = l.head.load(std::memory_order_relaxed);
+    std::uint64_t head = start;
     std::size_t taken = 0;
-    auto publish = [&] {
-      if (taken != 0) l.head.store(head, std::memory_order_seq_cst);
+    auto finish = [&] {
+      if (head != start) l.head.store(head, std::memory_order_seq_cst);
+      const bool more = taken != 0 && record_ready(head);
+      sys::robust_mutex_unlock(l.get_lock);
+      if (head != start) wake_producers();
+      // A consumer woken for this backlog may have died before taking it: pass it on.
+      if (more && wake_socket_ < 0 && l.consumers_sleeping.load(std::memory_order_seq_cst) != 0)
+        sys::futex_wake(position_word(l.tail), 1);
     };
     try {
       while (taken < max) {
@@ -232,49 +357,126 @@ std::size_t Ring::get(Sink sink, void* context, std::size_t max, const sys::Dead
         if (!committed(header)) break;
         const std::size_t length = length_of(header);
         const std::uint64_t position = std::uint64_t{units_of(head)} * 8;
-        if (sequence_of(header) != count_of(head) || length > l.max_message)
-          throw ProtocolError(description_ + " is corrupt: item " + std::to_string(count_of(head)) + " at byte " +
+        if (sequence_of(header) != count_of(head) || length > chunk_)
+          throw ProtocolError(description_ + " is corrupt: record " + std::to_string(count_of(head)) + " at byte " +
                               std::to_string(position & mask_) + " has sequence " +
                               std::to_string(sequence_of(header)) + " and length " + std::to_string(length));
+        const std::uint32_t flags = flags_of(header);
+        if ((flags & (kCont | kAbort)) != 0) {
+          // The rest of a message a dead consumer had begun to take, or an abort: skip.
+          head = advance(head, header);
+          continue;
+        }
+        if ((flags & kMore) != 0) {
+          if (take_chunked(head, sink)) ++taken;
+          break;
+        }
         const std::uint64_t offset = (position + kRecordHeader) & mask_;
         ConstBytes message;
         if (offset + length <= l.capacity) {
           message = ConstBytes(data_ + offset, length);
         } else {
-          wrapped_copy.resize(length);
+          assembled.resize(length);
           const std::size_t first = l.capacity - offset;
-          std::memcpy(wrapped_copy.data(), data_ + offset, first);
-          std::memcpy(wrapped_copy.data() + first, data_, length - first);
-          message = ConstBytes(wrapped_copy.data(), length);
+          std::memcpy(assembled.data(), data_ + offset, first);
+          std::memcpy(assembled.data() + first, data_, length - first);
+          message = ConstBytes(assembled.data(), length);
         }
-        head = make_word(count_of(head) + 1, units_of(head) + static_cast<std::uint32_t>(record_bytes(length) / 8));
+        head = advance(head, header);
         ++taken;
-        sink(context, message);
+        sink.deliver(sink.context, message);
       }
     } catch (...) {
-      // The message that failed is taken too: a sink throws only once it has it.
-      publish();
-      sys::robust_mutex_unlock(l.get_lock);
-      if (l.producers_sleeping.load(std::memory_order_seq_cst) != 0) sys::futex_wake(count_word(l.head), sys::kWakeAll);
+      finish();  // what was handed on (or refused) is taken
       throw;
     }
-    publish();
-    const bool more = taken != 0 && committed(header_at(head));
-    const std::uint32_t producers = taken != 0 ? l.producers_sleeping.load(std::memory_order_seq_cst) : 0;
-    const std::uint32_t consumers = more ? l.consumers_sleeping.load(std::memory_order_seq_cst) : 0;
-    sys::robust_mutex_unlock(l.get_lock);
-    if (producers != 0) sys::futex_wake(count_word(l.head), sys::kWakeAll);
-    // A consumer woken for this backlog may have died before taking it: pass it on.
-    if (consumers != 0) sys::futex_wake(count_word(l.tail), 1);
+    finish();
     if (taken != 0) return taken;
   }
+}
+
+bool Ring::take_chunked(std::uint64_t& head, const RingSink& sink) {
+  RingLayout& l = *layout_;
+  auto read = [&](std::uint64_t position, std::span<std::byte> into) {
+    const std::uint64_t offset = position & mask_;
+    const std::size_t first = std::min<std::uint64_t>(into.size(), l.capacity - offset);
+    std::memcpy(into.data(), data_ + offset, first);
+    if (first < into.size()) std::memcpy(into.data() + first, data_, into.size() - first);
+  };
+  std::uint64_t header = header_at(head);
+  std::uint64_t total = 0;
+  read(std::uint64_t{units_of(head)} * 8 + kRecordHeader, std::as_writable_bytes(std::span(&total, 1)));
+  if (total > l.max_message || length_of(header) < sizeof total)
+    throw ProtocolError(description_ + " is corrupt: a chunked message announces " + std::to_string(total) +
+                        " bytes, more than its limit " + std::to_string(l.max_message));
+  std::span<std::byte> out;
+  std::exception_ptr refused;
+  try {
+    if (sink.reserve != nullptr) out = sink.reserve(sink.context, total);
+    if (out.empty() && total != 0) {
+      assembled.resize(total);
+      out = assembled;
+    }
+  } catch (...) {
+    refused = std::current_exception();
+    out = {};
+  }
+  std::size_t copied = 0;
+  std::size_t skip = sizeof total;  // the first chunk starts with the total
+  for (;;) {
+    const std::size_t length = length_of(header) - skip;
+    if (copied + length > total)
+      throw ProtocolError(description_ + " is corrupt: the chunks of a message exceed its " +
+                          std::to_string(total) + " bytes");
+    if (!refused) read(std::uint64_t{units_of(head)} * 8 + kRecordHeader + skip, out.subspan(copied, length));
+    copied += length;
+    skip = 0;
+    const bool more = (flags_of(header) & kMore) != 0;
+    head = advance(head, header);
+    if (!more) break;
+    // Free the chunk for the producer, which is waiting to send the next.
+    l.head.store(head, std::memory_order_seq_cst);
+    wake_producers();
+    // The next chunk: the producer is streaming it, or has died (then the first one to
+    // notice rolls it forward, which ends the message with an abort record).
+    while (!committed(header_at(head))) {
+      if (wait(Side::Consumer, [&] { return committed(header_at(head)); }, sys::Deadline::after(kSleepSlice))) {
+        if (committed(header_at(head))) break;
+        if (peer_gone_) throw ConnectionClosed(description_ + ": the sending end closed in the middle of a message");
+      }
+      if (sys::robust_mutex_try_lock(l.put_lock) == sys::MutexLock::OwnerDied) {
+        sys::robust_mutex_consistent(l.put_lock);
+        roll_forward();
+        sys::robust_mutex_unlock(l.put_lock);
+      } else if (sys::robust_mutex_held_by_caller(l.put_lock)) {
+        sys::robust_mutex_unlock(l.put_lock);
+      }
+    }
+    header = header_at(head);
+    if (sequence_of(header) != count_of(head) || length_of(header) > chunk_)
+      throw ProtocolError(description_ + " is corrupt: a chunk has sequence " + std::to_string(sequence_of(header)) +
+                          " where " + std::to_string(count_of(head)) + " was expected");
+    if ((flags_of(header) & kAbort) != 0) {  // the producer gave the message up
+      head = advance(head, header);
+      return false;
+    }
+    if ((flags_of(header) & kCont) == 0)
+      throw ProtocolError(description_ + " is corrupt: a message begins before the previous one ended");
+  }
+  if (copied != total)
+    throw ProtocolError(description_ + " is corrupt: a message of " + std::to_string(total) + " bytes came with " +
+                        std::to_string(copied));
+  if (refused) std::rethrow_exception(refused);
+  sink.deliver(sink.context, ConstBytes(out.data(), total));
+  return true;
 }
 
 void Ring::close() noexcept {
   RingLayout& l = *layout_;
   l.closed.store(1, std::memory_order_seq_cst);
-  sys::futex_wake(count_word(l.tail), sys::kWakeAll);
-  sys::futex_wake(count_word(l.head), sys::kWakeAll);
+  sys::futex_wake(position_word(l.tail), sys::kWakeAll);
+  sys::futex_wake(position_word(l.head), sys::kWakeAll);
+  if (wake_socket_ >= 0) sys::send_wake(wake_socket_);
   notify_pollers();
 }
 
@@ -285,8 +487,8 @@ std::size_t Ring::size() const noexcept {
   const std::uint64_t tail = layout_->tail.load(std::memory_order_acquire);
   // Negative only while records of a dead producer are being taken before a live one
   // rolls `tail` forward past them.
-  const auto items = static_cast<std::int32_t>(count_of(tail) - count_of(head));
-  return items > 0 ? static_cast<std::size_t>(items) : 0;
+  const auto messages = static_cast<std::int32_t>(count_of(tail) - count_of(head));
+  return messages > 0 ? static_cast<std::size_t>(messages) : 0;
 }
 
 bool Ring::full() const noexcept {
@@ -328,7 +530,13 @@ bool Ring::join(const sys::Deadline& deadline) {
 bool Ring::arm(unsigned slot) noexcept {
   RingLayout& l = *layout_;
   l.armed.fetch_or(std::uint32_t{1} << slot, std::memory_order_seq_cst);
-  return committed(header_at(l.head.load(std::memory_order_seq_cst))) || closed();
+  return record_ready(l.head.load(std::memory_order_seq_cst)) || closed();
+}
+
+bool Ring::arm_wake_socket() noexcept {
+  RingLayout& l = *layout_;
+  l.armed.fetch_or(1, std::memory_order_seq_cst);
+  return record_ready(l.head.load(std::memory_order_seq_cst)) || closed();
 }
 
 std::string Ring::poll_name(unsigned slot) const {
