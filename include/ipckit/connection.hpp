@@ -55,8 +55,19 @@ namespace ipckit {
 // Default largest incoming message: 1 GiB. Raise it per connection for bigger ones.
 inline constexpr std::size_t kDefaultMaxMessageSize = std::size_t{1} << 30;
 
+inline constexpr std::size_t kDefaultPipeRingCapacity = std::size_t{256} << 10;
+
 struct ConnectionOptions {
   std::size_t max_message_size = kDefaultMaxMessageSize;
+  // Pipe() only. True: each direction's messages go through a ring in shared memory
+  // (docs/formats/queue.md); the socket pair underneath only wakes a sleeping peer and
+  // tells when it has gone. The ends work in this process and in processes forked from
+  // it. False: a plain socket pair carrying Python's framing, whose fds any program can
+  // use (an exec'd child, a Python Connection).
+  bool shared_memory = true;
+  // Pipe() with shared_memory: bytes of each direction's ring. Longer messages stream
+  // through it in chunks.
+  std::size_t ring_capacity = kDefaultPipeRingCapacity;
 };
 
 class Connection {
@@ -119,10 +130,16 @@ class Connection {
 
   State& state(const char* what) const;
   std::unique_ptr<State> state_;
+
+  friend std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options);
 };
 
-// Two connected Connections. duplex: both send and receive (a socket pair). Otherwise the
-// first only receives and the second only sends, as Python's Pipe(duplex=False).
+// Two connected Connections. duplex: both send and receive. Otherwise the first only
+// receives and the second only sends, as Python's Pipe(duplex=False). See
+// ConnectionOptions::shared_memory for what carries the messages; fileno() is the socket
+// either way (what wait() and poll() watch). With shared memory, a send to a peer that
+// has gone fails (ConnectionClosed) once the peer has taken nothing for a while — at
+// the latest when the ring is full — rather than at once.
 std::pair<Connection, Connection> Pipe(bool duplex = true, ConnectionOptions options = {});
 
 // --- implementation of the templates ------------------------------------------------

@@ -1,4 +1,6 @@
-// Connection: the user-facing end of a StreamChannel, with one lock per direction.
+// Connection: the user-facing end of a StreamChannel, with one lock per direction; for a
+// shared-memory Pipe, of two transport::Rings (one per direction) whose wake socket is
+// the channel's fd.
 //
 // Locks: send_mutex serialises whole frames on the way out; recv_mutex guards the
 // channel's receive buffer. They are independent, so one thread may block in recv while
@@ -6,10 +8,18 @@
 // wait(), poll() callers and close() can read them without either lock.
 #include "ipckit/connection.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <mutex>
+#include <new>
+#include <optional>
 
 #include "sys/deadline.hpp"
+#include "sys/mapping.hpp"
+#include "sys/notify.hpp"
+#include "sys/spin.hpp"
+#include "transport/shm_ring.hpp"
 #include "transport/stream_channel.hpp"
 
 namespace ipckit {
@@ -21,6 +31,24 @@ namespace {
 sys::Deadline deadline_for(std::optional<nanoseconds> timeout) {
   return timeout ? sys::Deadline::after(*timeout) : sys::Deadline::never();
 }
+
+// The shared memory of a Pipe's rings: for each direction, the ring's control block in
+// one page, then its data. Both ends (and forked copies of them) share it.
+constexpr std::size_t kRingControl = 4096;
+constexpr std::uint64_t kPipeMaxMessage = std::uint64_t{1} << 62;  // the receiver's limit applies
+
+struct PipeMemory {
+  sys::Mapping mapping;
+  std::size_t capacity = 0;
+  transport::RingLayout* layout(int ring) const {
+    return reinterpret_cast<transport::RingLayout*>(mapping.data() + static_cast<std::size_t>(ring) * (kRingControl + capacity));
+  }
+  std::byte* data(int ring) const { return reinterpret_cast<std::byte*>(layout(ring)) + kRingControl; }
+};
+
+// How often (in sends) a sender whose peer has taken nothing since checks that the peer
+// is still there.
+constexpr unsigned kSendsBetweenPeerChecks = 64;
 
 }  // namespace
 
@@ -59,6 +87,23 @@ struct Connection::State {
     poisoned = true;
     readable = false;
   }
+
+  // A shared-memory Pipe's end: the rings it receives from and sends to.
+  std::shared_ptr<PipeMemory> memory;
+  std::optional<transport::Ring> in;
+  std::optional<transport::Ring> out;
+  std::uint64_t last_taken = 0;  // guarded by send_mutex
+  unsigned sends_unchecked = 0;
+  void attach(std::shared_ptr<PipeMemory> m, int in_ring, int out_ring) {
+    memory = std::move(m);
+    const std::size_t bytes = memory->capacity;
+    if (in_ring >= 0)
+      in.emplace(memory->layout(in_ring), memory->data(in_ring), bytes, channel.subject(), channel.fd());
+    if (out_ring >= 0)
+      out.emplace(memory->layout(out_ring), memory->data(out_ring), bytes, channel.subject(), channel.fd());
+  }
+  // Drains the wake socket, arms it, and says whether a message (or the end) is there.
+  bool ring_ready() { return in->poll_wake_socket(); }
 };
 
 Connection::Connection() noexcept = default;
@@ -85,7 +130,18 @@ void Connection::send_bytes(std::span<const std::byte> data, std::size_t offset,
   const sys::ConstBytes part = data.subspan(offset, count);
   std::lock_guard lock(s.send_mutex);
   s.require_open("send_bytes");
-  s.channel.send(std::span(&part, 1));
+  if (!s.out) {
+    s.channel.send(std::span(&part, 1));
+    return;
+  }
+  s.out->put(std::span(&part, 1), sys::Deadline::never());
+  // A peer that has taken nothing for a while may have gone: ask the socket.
+  if (++s.sends_unchecked < kSendsBetweenPeerChecks) return;
+  s.sends_unchecked = 0;
+  const std::uint64_t taken = s.out->taken();
+  if (taken == s.last_taken && sys::peer_hung_up(s.channel.fd()))
+    throw ConnectionClosed("send_bytes on " + s.channel.subject() + ": the receiving end is closed");
+  s.last_taken = taken;
 }
 
 namespace {
@@ -93,14 +149,59 @@ namespace {
 // Receives one message and hands it to `sink` while it is still in the channel's buffer.
 // False on timeout. A message over `limit` or a broken frame leaves the connection
 // unreadable, as Python's Connection does after a bad length.
+// A shared-memory Pipe's receive: the ring hands the message over where it lies, or
+// assembles a chunked one in `direct` (when it fits) or in `allocate`.
+struct RingReceive {
+  void (*sink)(void*, std::span<const std::byte>);
+  void* context;
+  std::size_t limit;
+  std::span<std::byte> direct;
+  Bytes* allocate;
+  const std::string* subject;
+
+  void check(std::size_t size) const {
+    if (size > limit)
+      throw MessageTooLarge("recv on " + *subject + ": a message of " + std::to_string(size) +
+                                " bytes is over the limit of " + std::to_string(limit),
+                            size, limit);
+  }
+  static std::span<std::byte> reserve(void* raw, std::size_t total) {
+    auto& r = *static_cast<RingReceive*>(raw);
+    r.check(total);
+    if (total <= r.direct.size()) return r.direct.first(total);
+    if (r.allocate == nullptr) return {};
+    r.allocate->resize(total);
+    return *r.allocate;
+  }
+  static void deliver(void* raw, std::span<const std::byte> message) {
+    auto& r = *static_cast<RingReceive*>(raw);
+    r.check(message.size());
+    try {
+      r.sink(r.context, message);
+    } catch (DecodeError& e) {
+      e.set_payload(Bytes(message.begin(), message.end()));
+      throw;
+    }
+  }
+};
+
 bool receive(Connection::State& s, void (*sink)(void*, std::span<const std::byte>), void* context,
              const sys::Deadline& deadline, std::optional<std::size_t> maxlength,
-             std::span<std::byte> direct = {}) {
+             std::span<std::byte> direct = {}, Bytes* allocate = nullptr) {
   s.require_readable("recv");
   std::lock_guard lock(s.recv_mutex);
   s.require_readable("recv");
   std::size_t limit = s.max_message_size.load(std::memory_order_relaxed);
   if (maxlength && *maxlength < limit) limit = *maxlength;
+  if (s.in) {
+    RingReceive r{sink, context, limit, direct, allocate, &s.channel.subject()};
+    try {
+      return s.in->get(transport::RingSink{&RingReceive::deliver, &RingReceive::reserve, &r}, 1, deadline) != 0;
+    } catch (const MessageTooLarge&) {
+      s.poison();  // as a socket's Connection (and Python's) after an oversized frame
+      throw;
+    }
+  }
   std::optional<std::span<const std::byte>> message;
   try {
     message = s.channel.recv(deadline, limit, direct);
@@ -124,9 +225,14 @@ bool receive(Connection::State& s, void (*sink)(void*, std::span<const std::byte
 struct TakeBytes {
   Connection::State* state;
   std::optional<Bytes> out;
+  Bytes assembled;  // a shared-memory Pipe's chunked message, assembled here
   static void sink(void* raw, std::span<const std::byte> message) {
     auto& self = *static_cast<TakeBytes*>(raw);
-    self.out.emplace(self.state->channel.take_payload(message));
+    if (self.state->in)
+      self.out.emplace(message.data() == self.assembled.data() ? std::move(self.assembled)
+                                                               : Bytes(message.begin(), message.end()));
+    else
+      self.out.emplace(self.state->channel.take_payload(message));
   }
 };
 
@@ -142,14 +248,14 @@ bool Connection::recv_to(Sink sink, void* context, std::optional<nanoseconds> ti
 }
 
 Bytes Connection::recv_bytes(std::optional<std::size_t> maxlength) {
-  TakeBytes take{&state("recv_bytes"), std::nullopt};
-  receive(*take.state, &TakeBytes::sink, &take, sys::Deadline::never(), maxlength);
+  TakeBytes take{&state("recv_bytes"), std::nullopt, {}};
+  receive(*take.state, &TakeBytes::sink, &take, sys::Deadline::never(), maxlength, {}, &take.assembled);
   return std::move(*take.out);
 }
 
 std::optional<Bytes> Connection::recv_bytes(nanoseconds timeout) {
-  TakeBytes take{&state("recv_bytes"), std::nullopt};
-  receive(*take.state, &TakeBytes::sink, &take, sys::Deadline::after(timeout), std::nullopt);
+  TakeBytes take{&state("recv_bytes"), std::nullopt, {}};
+  receive(*take.state, &TakeBytes::sink, &take, sys::Deadline::after(timeout), std::nullopt, {}, &take.assembled);
   return std::move(take.out);
 }
 
@@ -168,7 +274,8 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t
           throw BufferTooShort("recv_bytes_into: a message of " + std::to_string(message.size()) +
                                    " bytes does not fit the " + std::to_string(c.into.size()) +
                                    " bytes of buffer; the message is in BufferTooShort::message()",
-                               c.state->channel.take_payload(message));
+                               c.state->in ? Bytes(message.begin(), message.end())
+                                           : c.state->channel.take_payload(message));
         }
         if (message.data() != c.into.data())  // a large message was read straight in
           std::copy(message.begin(), message.end(), c.into.begin());
@@ -180,6 +287,16 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t
 bool Connection::poll(std::optional<nanoseconds> timeout) {
   State& s = state("poll");
   s.require_readable("poll");
+  if (s.in) {
+    const sys::Deadline deadline = deadline_for(timeout);
+    if (s.ring_ready()) return true;
+    if (deadline.expired()) return false;
+    if (sys::spin_until([&] { return s.in->ready(); })) return true;
+    for (;;) {
+      if (s.ring_ready()) return true;
+      if (!sys::wait_readable(s.channel.fd(), deadline)) return s.ring_ready();
+    }
+  }
   if (s.channel.has_buffered_frame()) return true;
   return sys::wait_readable(s.channel.fd(), deadline_for(timeout));
 }
@@ -213,12 +330,29 @@ void Connection::set_max_message_size(std::size_t limit) noexcept {
 
 WaitHandle Connection::wait_handle() const {
   return WaitHandle{fileno(), state_.get(), [](const void* state) {
-                      return static_cast<const State*>(state)->channel.has_buffered_frame();
+                      auto& s = *const_cast<State*>(static_cast<const State*>(state));
+                      return s.in ? s.ring_ready() : s.channel.has_buffered_frame();
                     }};
 }
 
 std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options) {
   auto [a, b] = sys::socket_pair("Pipe()");
+  if (options.shared_memory) {
+    // Ring 0 carries what the second end sends to the first; ring 1 the other way.
+    auto memory = std::make_shared<PipeMemory>();
+    memory->capacity = std::bit_ceil(std::clamp(options.ring_capacity, transport::kMinRingCapacity,
+                                                transport::kMaxRingCapacity));
+    const int rings = duplex ? 2 : 1;
+    memory->mapping = sys::map_anonymous(static_cast<std::size_t>(rings) * (kRingControl + memory->capacity), "Pipe()");
+    for (int i = 0; i < rings; ++i)
+      transport::Ring::init(*new (memory->layout(i)) transport::RingLayout{},
+                            {memory->capacity, kPipeMaxMessage, 0}, 0);
+    Connection first(a.release(), true, duplex, options);
+    Connection second(b.release(), duplex, true, options);
+    first.state_->attach(memory, 0, duplex ? 1 : -1);
+    second.state_->attach(memory, duplex ? 1 : -1, 0);
+    return {std::move(first), std::move(second)};
+  }
   if (!duplex) {
     // One direction, as Python's Pipe(duplex=False): a receives, b sends. A socket pair
     // (not pipe2) so that sends never raise SIGPIPE (MSG_NOSIGNAL).

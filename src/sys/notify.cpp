@@ -1,5 +1,6 @@
 #include "sys/notify.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -77,6 +78,14 @@ bool drain_stream(int socket) noexcept {
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK;
   }
+}
+
+bool peer_hung_up(int socket) noexcept {
+  pollfd item{socket, POLLRDHUP, 0};
+  int r = 0;
+  while ((r = ::poll(&item, 1, 0)) < 0 && errno == EINTR) {
+  }
+  return r > 0 && (item.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 }  // namespace ipckit::sys

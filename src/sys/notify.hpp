@@ -25,4 +25,8 @@ void send_wake(int socket) noexcept;
 // end of stream (or a reset): the peer is gone.
 bool drain_stream(int socket) noexcept;
 
+// Whether the peer of a connected stream socket has closed its end (poll POLLRDHUP,
+// without reading anything).
+bool peer_hung_up(int socket) noexcept;
+
 }  // namespace ipckit::sys

@@ -533,11 +533,14 @@ bool Ring::arm(unsigned slot) noexcept {
   return record_ready(l.head.load(std::memory_order_seq_cst)) || closed();
 }
 
-bool Ring::arm_wake_socket() noexcept {
+bool Ring::poll_wake_socket() noexcept {
   RingLayout& l = *layout_;
+  if (!sys::drain_stream(wake_socket_)) peer_gone_ = true;
   l.armed.fetch_or(1, std::memory_order_seq_cst);
-  return record_ready(l.head.load(std::memory_order_seq_cst)) || closed();
+  return record_ready(l.head.load(std::memory_order_seq_cst)) || closed() || peer_gone_;
 }
+
+bool Ring::ready() const noexcept { return record_ready(layout_->head.load(std::memory_order_acquire)); }
 
 std::string Ring::poll_name(unsigned slot) const {
   char name[64];

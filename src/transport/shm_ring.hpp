@@ -136,9 +136,13 @@ class Ring {
   bool arm(unsigned slot) noexcept;
   // The abstract socket name of `slot`.
   std::string poll_name(unsigned slot) const;
-  // With a wake socket: whether a record waits (then true), else arms the socket for
-  // the next put. False also once the peer is known to be gone.
-  bool arm_wake_socket() noexcept;
+  // With a wake socket: drains it, arms it for the next put, and says whether a message
+  // is waiting (or the peer has gone, or the ring is closed: then a get will say so).
+  bool poll_wake_socket() noexcept;
+  // Whether a record waits at `head` (a snapshot, without side effects).
+  bool ready() const noexcept;
+  // `head` now: it moves whenever a consumer takes something.
+  std::uint64_t taken() const noexcept { return layout_->head.load(std::memory_order_acquire); }
   // With a wake socket: true once its end of stream was seen.
   bool peer_gone() const noexcept { return peer_gone_; }
 
