@@ -6,11 +6,12 @@
 //   child.start();
 //   std::string greeting = parent_end.recv<std::string>();
 //
-// A Connection carries whole messages over a stream fd (a socket pair for Pipe()). Each
-// message is framed as Python frames it — docs/formats/framing.md — so a Python
-// Connection on the other end of the same fd reads and writes the same messages:
-// send_bytes/recv_bytes exchange raw bytes, send/recv exchange values through the codec
-// (MessagePack, docs/formats/codec.md).
+// A Connection carries whole messages: send_bytes/recv_bytes exchange raw bytes,
+// send/recv exchange values through the codec (MessagePack, docs/formats/codec.md). Over a
+// stream fd each message is framed as Python frames it — docs/formats/framing.md — so a
+// Python Connection on the other end of the same fd reads and writes the same messages.
+// Pipe() by default moves them through shared memory instead, for speed (see
+// ConnectionOptions::shared_memory).
 //
 // Blocking: send blocks while the peer's buffer is full; recv blocks until a whole message
 // is there; the forms that take a timeout return nullopt when it passes, keeping any part
