@@ -88,19 +88,24 @@ struct Connection::State {
     readable = false;
   }
 
-  // A shared-memory Pipe's end: the rings it receives from and sends to.
+  // A shared-memory Pipe's end: the rings it receives from and sends to, each with its
+  // own wake socket (the channel's fd for the first), so that a thread waiting to receive
+  // and one waiting to send never take each other's wake-up.
   std::shared_ptr<PipeMemory> memory;
   std::optional<transport::Ring> in;
   std::optional<transport::Ring> out;
+  sys::UniqueFd second_socket;   // the out ring's, when the end has both
   std::uint64_t last_taken = 0;  // guarded by send_mutex
   unsigned sends_unchecked = 0;
-  void attach(std::shared_ptr<PipeMemory> m, int in_ring, int out_ring) {
+  int out_socket() const { return second_socket ? second_socket.get() : channel.fd(); }
+  void attach(std::shared_ptr<PipeMemory> m, int in_ring, int out_ring, sys::UniqueFd out_fd) {
     memory = std::move(m);
+    second_socket = std::move(out_fd);
     const std::size_t bytes = memory->capacity;
     if (in_ring >= 0)
       in.emplace(memory->layout(in_ring), memory->data(in_ring), bytes, channel.subject(), channel.fd());
     if (out_ring >= 0)
-      out.emplace(memory->layout(out_ring), memory->data(out_ring), bytes, channel.subject(), channel.fd());
+      out.emplace(memory->layout(out_ring), memory->data(out_ring), bytes, channel.subject(), out_socket());
   }
   // Drains the wake socket, arms it, and says whether a message (or the end) is there.
   bool ring_ready() { return in->poll_wake_socket(); }
@@ -139,7 +144,7 @@ void Connection::send_bytes(std::span<const std::byte> data, std::size_t offset,
   if (++s.sends_unchecked < kSendsBetweenPeerChecks) return;
   s.sends_unchecked = 0;
   const std::uint64_t taken = s.out->taken();
-  if (taken == s.last_taken && sys::peer_hung_up(s.channel.fd()))
+  if (taken == s.last_taken && sys::peer_hung_up(s.out_socket()))
     throw ConnectionClosed("send_bytes on " + s.channel.subject() + ": the receiving end is closed");
   s.last_taken = taken;
 }
@@ -309,6 +314,7 @@ void Connection::close() {
   // copy too. Closing just this fd waits for a send or recv another thread has in flight.
   std::scoped_lock lock(s.send_mutex, s.recv_mutex);
   s.channel.close();
+  s.second_socket.reset();
 }
 
 bool Connection::closed() const noexcept { return !state_ || state_->closed.load(); }
@@ -338,7 +344,8 @@ WaitHandle Connection::wait_handle() const {
 std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options) {
   auto [a, b] = sys::socket_pair("Pipe()");
   if (options.shared_memory) {
-    // Ring 0 carries what the second end sends to the first; ring 1 the other way.
+    // Ring 0 carries what the second end sends to the first, and socket pair (a, b) wakes
+    // its waiters; ring 1 and pair (c, d) the other way.
     auto memory = std::make_shared<PipeMemory>();
     memory->capacity = std::bit_ceil(std::clamp(options.ring_capacity, transport::kMinRingCapacity,
                                                 transport::kMaxRingCapacity));
@@ -347,10 +354,18 @@ std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options) {
     for (int i = 0; i < rings; ++i)
       transport::Ring::init(*new (memory->layout(i)) transport::RingLayout{},
                             {memory->capacity, kPipeMaxMessage, 0}, 0);
-    Connection first(a.release(), true, duplex, options);
-    Connection second(b.release(), duplex, true, options);
-    first.state_->attach(memory, 0, duplex ? 1 : -1);
-    second.state_->attach(memory, duplex ? 1 : -1, 0);
+    if (!duplex) {
+      Connection first(a.release(), true, false, options);
+      Connection second(b.release(), false, true, options);
+      first.state_->attach(memory, 0, -1, {});
+      second.state_->attach(memory, -1, 0, {});
+      return {std::move(first), std::move(second)};
+    }
+    auto [c, d] = sys::socket_pair("Pipe()");
+    Connection first(a.release(), true, true, options);
+    Connection second(d.release(), true, true, options);
+    first.state_->attach(memory, 0, 1, std::move(c));
+    second.state_->attach(memory, 1, 0, std::move(b));
     return {std::move(first), std::move(second)};
   }
   if (!duplex) {

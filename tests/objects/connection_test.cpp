@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -302,18 +304,17 @@ TEST_F(ConnectionTest, DefaultConnectionIsClosed) {
   EXPECT_NO_THROW(c.close());
 }
 
-// Python's multiprocessing.connection.Connection on the other end of a socket pair.
-TEST_F(ConnectionTest, PythonConnectionReadsAndWritesTheSameFrames) {
-  int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+// Runs Python's multiprocessing.connection.Connection (python_connection_peer.py) on
+// `peer_fd` in a child and holds the conversation the script expects through `conn`.
+// `close_peer_copy` closes this process's copy of `peer_fd` once the child has it.
+void converse_with_python(ipckit::Connection& conn, int peer_fd, const std::function<void()>& close_peer_copy) {
   const pid_t pid = fork();
   if (pid == 0) {
-    dup2(fds[1], 3);  // dup2 clears close-on-exec on the copy
+    dup2(peer_fd, 3);  // dup2 clears close-on-exec on the copy
     execl(IPCKIT_PYTHON, IPCKIT_PYTHON, IPCKIT_TEST_DIR "/python_connection_peer.py", "3", nullptr);
     _exit(127);
   }
-  close(fds[1]);
-  ipckit::Connection conn(fds[0], true, true);
+  close_peer_copy();
   for (std::size_t n : {std::size_t{0}, std::size_t{5}, std::size_t{16384}, std::size_t{100000}}) {
     auto data = pattern(n, 3);
     conn.send_bytes(data);
@@ -337,6 +338,89 @@ TEST_F(ConnectionTest, PythonConnectionReadsAndWritesTheSameFrames) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "the Python peer failed (is python3-msgpack installed for " IPCKIT_PYTHON "?)";
+}
+
+// Python's multiprocessing.connection.Connection on the other end of a socket pair.
+TEST_F(ConnectionTest, PythonConnectionReadsAndWritesTheSameFrames) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  ipckit::Connection conn(fds[0], true, true);
+  converse_with_python(conn, fds[1], [&] { close(fds[1]); });
+}
+
+// A Pipe without shared memory is a socket pair whose end another program can use.
+TEST_F(ConnectionTest, SocketPipeEndWorksInAnExecdPythonProcess) {
+  auto [mine, theirs] = ipckit::Pipe(true, {.shared_memory = false});
+  converse_with_python(mine, theirs.fileno(), [&] { theirs.close(); });
+}
+
+// The state of `pid` in /proc/<pid>/stat: 'S' while it sleeps in the kernel.
+char process_state(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close_paren = line.rfind(')');
+  return close_paren == std::string::npos || close_paren + 2 >= line.size() ? '?' : line[close_paren + 2];
+}
+
+// A sender killed in the middle of a message larger than the ring (so it streams in
+// chunks): another sender on the same end carries on, and the receiver drops the torn
+// message and gets the next whole.
+TEST_F(ConnectionTest, SenderKilledInTheMiddleOfAChunkedMessage) {
+  auto [receiver, sender] = ipckit::Pipe(false, {.ring_capacity = 16384});
+  const auto big = pattern(1 << 20, 5);
+  ipckit::Process torn([&] {
+    receiver.close();
+    sender.send_bytes("first");
+    sender.send_bytes(big);  // blocks in the middle: nobody reads until it is killed
+  });
+  torn.start();
+  EXPECT_EQ(text(receiver.recv_bytes()), "first");
+  // It is in the middle of the big message once it sleeps waiting for room (the ring
+  // holds a few KiB of it).
+  while (process_state(torn.pid()) != 'S') std::this_thread::yield();
+  ipckit::Process next([&] {
+    receiver.close();
+    sender.send_bytes("whole");  // waits for the put lock the torn sender holds
+  });
+  next.start();
+  torn.kill();
+  torn.join();
+  sender.close();
+  EXPECT_EQ(text(receiver.recv_bytes()), "whole");
+  next.join();
+  EXPECT_EQ(next.exitcode(), 0);
+  EXPECT_THROW(receiver.recv_bytes(), ipckit::ConnectionClosed);
+}
+
+// A receiver killed in the middle of a chunked message: the rest of it is skipped by the
+// next receiver on the same end, which gets the following message whole.
+TEST_F(ConnectionTest, ReceiverKilledInTheMiddleOfAChunkedMessage) {
+  auto [receiver, sender] = ipckit::Pipe(false, {.ring_capacity = 16384});
+  const auto big = pattern(1 << 20, 6);
+  ipckit::Process torn([&] {
+    sender.close();
+    receiver.recv_bytes();  // blocks in the middle: the sender is stopped below
+  });
+  ipckit::Process writer([&] {
+    receiver.close();
+    sender.send_bytes(big);
+    sender.send_bytes("after");
+  });
+  writer.start();
+  // The writer fills the ring and sleeps; then the reader starts taking and, once the
+  // writer is stopped, sleeps in the middle of the message.
+  while (process_state(writer.pid()) != 'S') std::this_thread::yield();
+  ASSERT_EQ(::kill(writer.pid(), SIGSTOP), 0);
+  torn.start();
+  while (process_state(torn.pid()) != 'S') std::this_thread::yield();
+  torn.kill();
+  torn.join();
+  ASSERT_EQ(::kill(writer.pid(), SIGCONT), 0);
+  sender.close();
+  EXPECT_EQ(text(receiver.recv_bytes()), "after");
+  writer.join();
+  EXPECT_EQ(writer.exitcode(), 0);
 }
 
 }  // namespace
