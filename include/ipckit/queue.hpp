@@ -107,9 +107,11 @@ class ByteQueue {
   std::vector<Bytes> get_many(std::size_t max_items, std::optional<Timeout> timeout = std::nullopt);
 
   // The lowest level: hands up to `max_items` messages, each while the queue still holds
-  // it (no copy), to `sink`. Returns how many (0 on timeout). If `sink` throws, the
-  // message it was given is taken all the same and the exception propagates.
-  using Sink = void (*)(void* context, std::span<const std::byte> message);
+  // it (no copy), to `sink`. Returns how many were taken (0 on timeout). If `sink`
+  // throws, the message it was given is taken all the same and the exception propagates.
+  // If it returns false for the second or a later message, that message stays for the
+  // next get and the batch ends (false for the first is ignored: it is taken).
+  using Sink = bool (*)(void* context, std::span<const std::byte> message);
   std::size_t get_to(Sink sink, void* context, std::size_t max_items, std::optional<Timeout> timeout);
 
   std::size_t qsize() const;
@@ -189,6 +191,7 @@ class BasicQueue {
   T get() { return std::move(*get_one(std::nullopt)); }
   std::optional<T> get(Timeout timeout) { return get_one(timeout); }
   std::optional<T> try_get() { return get_one(Timeout::zero()); }
+  // A message that is not a T ends the batch: it throws DecodeError from the next get.
   std::vector<T> get_many(std::size_t max_items, std::optional<Timeout> timeout = std::nullopt) {
     std::vector<T> out;
     bytes_.get_to(&append<std::vector<T>>, &out, max_items, timeout);
@@ -242,17 +245,21 @@ class BasicQueue {
     return spans;
   }
   template <class Out>
-  static void append(void* context, std::span<const std::byte> message) {
+  static bool append(void* context, std::span<const std::byte> message) {
+    auto& out = *static_cast<Out*>(context);
     try {
-      auto& out = *static_cast<Out*>(context);
       if constexpr (requires { out.emplace_back(decode<T>(message)); })
         out.emplace_back(decode<T>(message));
       else
         out.emplace(decode<T>(message));
     } catch (DecodeError& e) {
+      if constexpr (requires { out.empty(); }) {
+        if (!out.empty()) return false;  // keep what was taken; this one throws next time
+      }
       e.set_payload(Bytes(message.begin(), message.end()));
       throw;
     }
+    return true;
   }
   std::optional<T> get_one(std::optional<Timeout> timeout) {
     std::optional<T> out;

@@ -178,7 +178,7 @@ struct RingReceive {
     r.allocate->resize(total);
     return *r.allocate;
   }
-  static void deliver(void* raw, std::span<const std::byte> message) {
+  static bool deliver(void* raw, std::span<const std::byte> message) {
     auto& r = *static_cast<RingReceive*>(raw);
     r.check(message.size());
     try {
@@ -187,6 +187,7 @@ struct RingReceive {
       e.set_payload(Bytes(message.begin(), message.end()));
       throw;
     }
+    return true;
   }
 };
 

@@ -42,9 +42,9 @@ sys::Deadline deadline_for(std::optional<Timeout> timeout) {
 }
 
 transport::RingConfig config_for(const QueueOptions& o) {
-  std::size_t capacity = std::bit_ceil(std::max(o.capacity_bytes, transport::kMinRingCapacity));
   if (o.capacity_bytes > transport::kMaxRingCapacity)
     throw ValueError("a queue's capacity_bytes may be at most 1 GiB, not " + std::to_string(o.capacity_bytes));
+  const std::size_t capacity = std::bit_ceil(std::max(o.capacity_bytes, transport::kMinRingCapacity));
   if (o.maxsize > 0x7fffffff) throw ValueError("a queue's maxsize may be at most 2^31 - 1");
   return {capacity, o.max_message_size, o.maxsize};
 }
@@ -161,12 +161,14 @@ std::size_t ByteQueue::get_to(Sink sink, void* context, std::size_t max_items, s
 
 namespace {
 
-void copy_to_optional(void* context, std::span<const std::byte> message) {
+bool copy_to_optional(void* context, std::span<const std::byte> message) {
   static_cast<std::optional<Bytes>*>(context)->emplace(message.begin(), message.end());
+  return true;
 }
 
-void copy_to_vector(void* context, std::span<const std::byte> message) {
+bool copy_to_vector(void* context, std::span<const std::byte> message) {
   static_cast<std::vector<Bytes>*>(context)->emplace_back(message.begin(), message.end());
+  return true;
 }
 
 struct Into {
@@ -178,7 +180,7 @@ struct Into {
     auto& self = *static_cast<Into*>(context);
     return total <= self.buffer.size() ? self.buffer.first(total) : std::span<std::byte>();
   }
-  static void sink(void* context, std::span<const std::byte> message) {
+  static bool sink(void* context, std::span<const std::byte> message) {
     auto& self = *static_cast<Into*>(context);
     if (message.size() > self.buffer.size())
       throw BufferTooShort("a " + std::to_string(message.size()) + "-byte message does not fit a buffer of " +
@@ -186,6 +188,7 @@ struct Into {
                            Bytes(message.begin(), message.end()));
     if (message.data() != self.buffer.data()) std::copy(message.begin(), message.end(), self.buffer.begin());
     self.size = message.size();
+    return true;
   }
 };
 

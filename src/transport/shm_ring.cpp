@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <thread>
 #include <vector>
 
 #include "ipckit/error.hpp"
@@ -69,6 +70,28 @@ thread_local std::vector<std::byte> assembled;
 constexpr Ring::Patience kEmptyPatience{sys::kSpinTime, 1};
 constexpr Ring::Patience kFullPatience{std::chrono::microseconds(20), 64};
 
+// A thread that has just woken a sleeping peer will wait for that peer's answer longer
+// than a wake-up takes (tens of µs here), so that the answer finds it still spinning —
+// else two processes taking turns would wake each other, once a turn, for ever.
+constexpr std::chrono::microseconds kAfterWakeSpin{150};
+thread_local std::chrono::steady_clock::time_point last_wake{};
+void woke_someone() noexcept { last_wake = std::chrono::steady_clock::now(); }
+
+// Spins until `done()` for `patience`, longer (yielding the CPU now and then, in case the
+// peer waits for it) when this thread has just woken someone.
+template <class Done>
+bool spin(Done& done, const Ring::Patience& patience) {
+  if (sys::spin_until(done, patience.spin_time, patience.pauses)) return true;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_wake > kAfterWakeSpin) return false;
+  const auto end = now + kAfterWakeSpin;
+  while (std::chrono::steady_clock::now() < end) {
+    std::this_thread::yield();
+    if (sys::spin_until(done, patience.spin_time, patience.pauses)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void Ring::init(RingLayout& layout, const RingConfig& config, std::uint64_t id) {
@@ -130,8 +153,7 @@ template <class Ready>
 bool Ring::wait(Side side, Ready&& ready, const sys::Deadline& deadline) {
   auto done = [&] { return ready() || closed() || peer_gone_; };
   if (deadline.expired()) return done();
-  const Patience& patience = side == Side::Consumer ? kEmptyPatience : kFullPatience;
-  if (sys::spin_until(done, patience.spin_time, patience.pauses)) return true;
+  if (spin(done, side == Side::Consumer ? kEmptyPatience : kFullPatience)) return true;
   for (;;) {
     const sys::Deadline slice = sys::Deadline::after(kSleepSlice);
     const sys::Deadline& until = deadline.time_point() < slice.time_point() ? deadline : slice;
@@ -145,11 +167,13 @@ bool Ring::wait(Side side, Ready&& ready, const sys::Deadline& deadline) {
     } else {
       const std::atomic<std::uint64_t>& other = side == Side::Consumer ? l.tail : l.head;
       auto& sleepers = side == Side::Consumer ? l.consumers_sleeping : l.producers_sleeping;
+      auto& pending = side == Side::Consumer ? l.consumers_wake_pending : l.producers_wake_pending;
       const std::uint64_t seen = other.load(std::memory_order_seq_cst);
       sleepers.fetch_add(1, std::memory_order_seq_cst);
       if (!done() && other.load(std::memory_order_seq_cst) == seen)
         sys::futex_wait(position_word(other), units_of(seen), until);
       sleepers.fetch_sub(1, std::memory_order_relaxed);
+      pending.store(0, std::memory_order_relaxed);  // awake: the next publish may wake again
     }
     if (done()) return true;
     if (deadline.expired()) return false;
@@ -159,26 +183,41 @@ bool Ring::wait(Side side, Ready&& ready, const sys::Deadline& deadline) {
 void Ring::wake_consumers(std::size_t published) noexcept {
   RingLayout& l = *layout_;
   if (wake_socket_ >= 0) {
-    if (l.armed.load(std::memory_order_seq_cst) != 0 && l.armed.exchange(0, std::memory_order_seq_cst) != 0)
+    if (l.armed.load(std::memory_order_seq_cst) != 0 && l.armed.exchange(0, std::memory_order_seq_cst) != 0) {
       sys::send_wake(wake_socket_);
+      woke_someone();
+    }
     return;
   }
-  if (l.consumers_sleeping.load(std::memory_order_seq_cst) != 0)
+  // One wake-up call until a sleeper has run: publishes meanwhile would only repeat it
+  // (and, on a shared CPU, keep the sleeper from running).
+  if (l.consumers_sleeping.load(std::memory_order_seq_cst) != 0 &&
+      l.consumers_wake_pending.exchange(1, std::memory_order_seq_cst) == 0) {
     sys::futex_wake(position_word(l.tail), static_cast<int>(std::min<std::size_t>(published, sys::kWakeAll)));
+    woke_someone();
+  }
   if (l.armed.load(std::memory_order_seq_cst) != 0) notify_pollers();
 }
 
 void Ring::wake_producers() noexcept {
   RingLayout& l = *layout_;
   if (wake_socket_ >= 0) {
-    if (l.space_armed.load(std::memory_order_seq_cst) != 0 && l.space_armed.exchange(0, std::memory_order_seq_cst) != 0)
+    if (l.space_armed.load(std::memory_order_seq_cst) != 0 &&
+        l.space_armed.exchange(0, std::memory_order_seq_cst) != 0) {
       sys::send_wake(wake_socket_);
+      woke_someone();
+    }
     return;
   }
-  if (l.producers_sleeping.load(std::memory_order_seq_cst) != 0) sys::futex_wake(position_word(l.head), sys::kWakeAll);
+  if (l.producers_sleeping.load(std::memory_order_seq_cst) != 0 &&
+      l.producers_wake_pending.exchange(1, std::memory_order_seq_cst) == 0) {
+    sys::futex_wake(position_word(l.head), sys::kWakeAll);
+    woke_someone();
+  }
 }
 
 void Ring::write(std::uint64_t position, ConstBytes bytes) noexcept {
+  if (bytes.empty()) return;
   const std::uint64_t offset = position & mask_;
   const std::size_t first = std::min<std::uint64_t>(bytes.size(), layout_->capacity - offset);
   std::memcpy(data_ + offset, bytes.data(), first);
@@ -237,6 +276,15 @@ void Ring::roll_forward() noexcept {
     l.streaming.store(0, std::memory_order_relaxed);
   }
   if (tail != start) publish_tail(tail, 1);
+}
+
+std::uint64_t Ring::chunked_bytes(std::uint64_t total) const noexcept {
+  // The first chunk carries the 8-byte total: chunk_ - 8 bytes of message, the others chunk_.
+  const std::uint64_t first = chunk_ - 8;
+  const std::uint64_t rest = total > first ? total - first : 0;
+  const std::uint64_t full = rest / chunk_;
+  const std::uint64_t last = rest % chunk_;
+  return record_bytes(chunk_) * (1 + full) + (last != 0 ? record_bytes(last) : 0);
 }
 
 bool Ring::put_chunked(std::uint64_t& tail, ConstBytes message, const sys::Deadline& deadline) {
@@ -298,8 +346,15 @@ std::size_t Ring::put(std::span<const ConstBytes> messages, const sys::Deadline&
       while (done < messages.size() && !stalled) {
         const ConstBytes m = messages[done];
         if (m.size() > chunk_) {
-          if (!put_chunked(tail, m, deadline)) break;
-          ++done;
+          // One that fits in the ring waits for room for all of it, so that a put that
+          // gives up leaves nothing behind; only a longer one streams.
+          const std::uint64_t whole = chunked_bytes(m.size());
+          if (whole + kRecordHeader <= l.capacity && !room(tail, whole + kRecordHeader, true)) {
+            stalled = true;
+          } else {
+            if (!put_chunked(tail, m, deadline)) break;
+            ++done;
+          }
         } else if (room(tail, record_bytes(m.size()) + kRecordHeader, true)) {
           tail = write_record(tail, 0, {}, m);
           ++done;
@@ -368,7 +423,8 @@ std::size_t Ring::get(const RingSink& sink, std::size_t max, const sys::Deadline
           continue;
         }
         if ((flags & kMore) != 0) {
-          if (take_chunked(head, sink)) ++taken;
+          // A chunked message only starts a batch: it cannot be left once taken.
+          if (taken == 0 && take_chunked(head, sink)) ++taken;
           break;
         }
         const std::uint64_t offset = (position + kRecordHeader) & mask_;
@@ -382,9 +438,20 @@ std::size_t Ring::get(const RingSink& sink, std::size_t max, const sys::Deadline
           std::memcpy(assembled.data() + first, data_, length - first);
           message = ConstBytes(assembled.data(), length);
         }
-        head = advance(head, header);
+        // A sink may leave the second and later messages of a batch for the next get; one
+        // that throws has taken its message.
+        const std::uint64_t next = advance(head, header);
+        bool keep = false;
+        try {
+          keep = sink.deliver(sink.context, message);
+        } catch (...) {
+          head = next;
+          ++taken;
+          throw;
+        }
+        if (!keep && taken != 0) break;
+        head = next;
         ++taken;
-        sink.deliver(sink.context, message);
       }
     } catch (...) {
       finish();  // what was handed on (or refused) is taken
@@ -467,7 +534,7 @@ bool Ring::take_chunked(std::uint64_t& head, const RingSink& sink) {
     throw ProtocolError(description_ + " is corrupt: a message of " + std::to_string(total) + " bytes came with " +
                         std::to_string(copied));
   if (refused) std::rethrow_exception(refused);
-  sink.deliver(sink.context, ConstBytes(out.data(), total));
+  sink.deliver(sink.context, ConstBytes(out.data(), total));  // first of its batch: always taken
   return true;
 }
 

@@ -56,7 +56,9 @@ struct alignas(64) RingLayout {
   std::atomic<std::uint32_t> armed;               // 76: poll slots waiting for a put
   std::atomic<std::uint32_t> joiners_sleeping;    // 80
   std::atomic<std::uint32_t> space_armed;         // 84: wake-socket producers waiting for room
-  std::uint8_t reserved1[40];
+  std::atomic<std::uint32_t> consumers_wake_pending;  // 88: a wake-up call to consumers is on its way
+  std::atomic<std::uint32_t> producers_wake_pending;  // 92
+  std::uint8_t reserved1[32];
   // Line 2: producers.
   sys::RobustMutex put_lock;             // 128
   std::atomic<std::uint64_t> tail;       // 168: messages ever put << 32 | end position / 8
@@ -73,7 +75,7 @@ struct alignas(64) RingLayout {
 };
 static_assert(sizeof(RingLayout) == 320);
 static_assert(offsetof(RingLayout, closed) == 64 && offsetof(RingLayout, armed) == 76 &&
-              offsetof(RingLayout, space_armed) == 84 && offsetof(RingLayout, put_lock) == 128 &&
+              offsetof(RingLayout, space_armed) == 84 && offsetof(RingLayout, consumers_wake_pending) == 88 && offsetof(RingLayout, put_lock) == 128 &&
               offsetof(RingLayout, tail) == 168 && offsetof(RingLayout, head_seen) == 176 &&
               offsetof(RingLayout, streaming) == 184 && offsetof(RingLayout, get_lock) == 192 &&
               offsetof(RingLayout, head) == 232 && offsetof(RingLayout, done) == 256);
@@ -94,7 +96,9 @@ struct RingConfig {
 struct RingSink {
   // Receives each message whole, while the ring still holds it when it came in one
   // piece. May throw: the message is taken all the same.
-  void (*deliver)(void* context, ConstBytes message) = nullptr;
+  // Returns false to leave the message where it is and end the batch (honoured for the
+  // second and later messages of a batch only).
+  bool (*deliver)(void* context, ConstBytes message) = nullptr;
   // Optional, for a message that comes in chunks: a buffer of exactly `total` bytes to
   // assemble it in (deliver() then gets that buffer), or an empty span to have the ring
   // assemble it. May throw to refuse the message: the ring then skips it and rethrows.
@@ -181,6 +185,8 @@ class Ring {
   // Puts one message of several chunks; false if the deadline passed (the part sent is
   // then aborted).
   bool put_chunked(std::uint64_t& tail, ConstBytes message, const sys::Deadline& deadline);
+  // The bytes of all the records of a chunked message of `total` bytes.
+  std::uint64_t chunked_bytes(std::uint64_t total) const noexcept;
   // Takes the chunked message whose first chunk is at `head` (get_lock held), waiting for
   // the rest; false if its producer abandoned it.
   bool take_chunked(std::uint64_t& head, const RingSink& sink);
