@@ -33,6 +33,7 @@ Registry all_workloads() {
   register_process_workloads(registry);
   register_sync_workloads(registry);
   register_shm_workloads(registry);
+  register_queue_workloads(registry);
   return registry;
 }
 

@@ -251,6 +251,157 @@ def shm_create_unlink(n, size):
     return time.perf_counter() - start
 
 
+# --- queues ---------------------------------------------------------------------------
+#
+# As on the C++ side (bench/queue_bench.cpp), children wait for a "go" sent after the
+# clock starts, so every run starts with an empty queue. Payloads are bytes objects,
+# pickled by the queue like any item. Only the ping-pong workloads pin the two processes
+# to two CPUs: a Queue's producer also has a feeder thread, and confining it to the
+# producer's CPU slows the throughput workloads down (batches by about a third here).
+
+QUEUE_BATCH = 64  # items per put in queue.throughput.batch
+QUEUE_SETTLE = 200e-6  # seconds: the untimed pause before each ping in queue.wake
+
+
+def _queue_producer(conn, n, queue, size, batched, report_done):
+    """Puts n items of size bytes (in lists of QUEUE_BATCH distinct bytes objects when
+    batched), after the go; with report_done, says "d" once they are all in the pipe."""
+    put = queue.put
+    conn.send_bytes(READY)
+    if batched:
+        # Distinct objects: pickle would send one object repeated in a list only once.
+        items = [bytes([i]) * size for i in range(QUEUE_BATCH)]
+        whole, rest = divmod(n, QUEUE_BATCH)
+        conn.recv_bytes()  # go
+        for _ in range(whole):
+            put(items)
+        if rest:
+            put(items[:rest])
+    else:
+        payload = bytes(size)
+        conn.recv_bytes()  # go
+        for _ in range(n):
+            put(payload)
+    if report_done:
+        if hasattr(queue, "join_thread"):  # Queue: wait for its feeder thread to write all
+            queue.close()
+            queue.join_thread()
+        conn.send_bytes(b"d")
+
+
+def queue_stream(n, size, kind=multiprocessing.Queue, batched=False):
+    """Seconds for this process to get n items of size bytes that a child puts into a
+    queue of `kind` (multiprocessing.Queue or SimpleQueue) as fast as it can, from the go
+    to the last item; batched: the child puts lists of QUEUE_BATCH items, and the items
+    in the lists are counted."""
+    queue = kind()
+    conn, process = _with_child(_queue_producer, n, queue, size, batched, False)
+    get = queue.get
+    start = time.perf_counter()
+    conn.send_bytes(b"g")
+    if batched:
+        taken = 0
+        while taken < n:
+            taken += len(get())
+    else:
+        for _ in range(n):
+            get()
+    elapsed = time.perf_counter() - start
+    _finish(conn, process)
+    return elapsed
+
+
+def _queue_consumer(conn, n, queue):
+    """After the go, gets items until None; then says how many it got."""
+    get = queue.get
+    conn.send_bytes(READY)
+    conn.recv_bytes()  # go
+    taken = 0
+    while get() is not None:
+        taken += 1
+    conn.send_bytes(taken.to_bytes(8, "little"))
+
+
+def queue_2p2c(n, size):
+    """Seconds for two producers (this process and a child) to put n items of size bytes
+    each into one multiprocessing.Queue and two child consumers to get all 2n: from the
+    go to both consumers' counts. After its own n, this process waits until the child's
+    are all in the pipe, then puts a None per consumer (its end)."""
+    queue = multiprocessing.Queue()
+    producer = _with_child(_queue_producer, n, queue, size, False, True)
+    consumers = [_with_child(_queue_consumer, n, queue) for _ in range(2)]
+    payload, put = bytes(size), queue.put
+    start = time.perf_counter()
+    for conn, _ in [producer] + consumers:
+        conn.send_bytes(b"g")
+    for _ in range(n):
+        put(payload)
+    producer[0].recv_bytes()  # done
+    for _ in consumers:
+        put(None)
+    taken = sum(int.from_bytes(conn.recv_bytes(), "little") for conn, _ in consumers)
+    elapsed = time.perf_counter() - start
+    for conn, process in [producer] + consumers:
+        _finish(conn, process)
+    if taken != 2 * n:
+        raise RuntimeError(f"the consumers got {taken} items, expected {2 * n}")
+    return elapsed
+
+
+def _queue_ponger(conn, n, ping, pong, cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    get, put = ping.get, pong.put
+    conn.send_bytes(READY)
+    for _ in range((n + 1) // 2):
+        put(get())
+
+
+def queue_ping_pong(n, size, settle=0.0):
+    """Seconds for n one-way trips of size bytes between this process and a child, on two
+    different CPUs, over two multiprocessing.Queues, counted as the C++ side does:
+    (n + 1) // 2 round trips of an item put into `ping` here and put back into `pong` by
+    the child, so the figure is half a round trip. With settle (queue.wake), an untimed
+    pause of that many seconds before each ping lets the child fall asleep."""
+    parent_cpu, child_cpu = _two_cpus()
+    saved = os.sched_getaffinity(0)
+    ping, pong = multiprocessing.Queue(), multiprocessing.Queue()
+    conn, process = _with_child(_queue_ponger, n, ping, pong, child_cpu)
+    if parent_cpu is not None:
+        os.sched_setaffinity(0, {parent_cpu})
+    payload, put, get, now = bytes(size), ping.put, pong.get, time.perf_counter
+    elapsed = 0.0
+    try:
+        if settle:
+            for i in range((n + 1) // 2):
+                settled = now() + settle
+                while now() < settled:
+                    pass
+                start = now()
+                put(payload)
+                if i == n // 2:  # n is odd: the last iteration is a ping alone
+                    elapsed += now() - start
+                    get()  # its answer, untimed
+                    break
+                get()
+                elapsed += now() - start
+        else:
+            start = now()
+            for _ in range(n // 2):
+                put(payload)
+                get()
+            elapsed = now() - start
+            if n % 2:
+                start = now()
+                put(payload)
+                elapsed += now() - start
+                get()  # its answer, untimed
+    finally:
+        os.sched_setaffinity(0, saved)
+    _finish(conn, process)
+    return elapsed
+
+
 def per_iteration_ns(n, seconds):
     return seconds / n * 1e9
 
@@ -281,6 +432,22 @@ WORKLOADS = {
     "lock.contended.2proc": ("increments/s", False, lock_contended, lambda n, seconds: 2 * n / seconds),
     "event.wake": ("µs", True, event_wake, per_iteration_us),
     "value.increment": ("ns", True, value_increment, per_iteration_ns),
+    # multiprocessing.Queue, not SimpleQueue: its feeder thread pickles and writes while
+    # the producer goes on putting, and it is the faster of the two for single items
+    # (about 1.25 × SimpleQueue on the project's 2-core VMs). The ".SimpleQueue" entries
+    # measure SimpleQueue for comparison; `ipckit bench` does not run them.
+    "queue.throughput.1p1c.64B": ("msg/s", False, lambda n: queue_stream(n, 64), per_second),
+    "queue.throughput.1p1c.64B.SimpleQueue": (
+        "msg/s", False, lambda n: queue_stream(n, 64, multiprocessing.SimpleQueue), per_second),
+    "queue.throughput.2p2c.64B": ("msg/s", False, lambda n: queue_2p2c(n, 64), lambda n, seconds: 2 * n / seconds),
+    # Lists of 64 items per put, each list pickled whole: Python's cheapest batch (Queue
+    # and SimpleQueue are within noise of each other here; Queue, as above).
+    "queue.throughput.batch.64B": ("msg/s", False, lambda n: queue_stream(n, 64, batched=True), per_second),
+    "queue.throughput.batch.64B.SimpleQueue": (
+        "msg/s", False, lambda n: queue_stream(n, 64, multiprocessing.SimpleQueue, batched=True), per_second),
+    "queue.latency.64B": ("µs", True, lambda n: queue_ping_pong(n, 64), per_iteration_us),
+    "queue.wake.64B": ("µs", True, lambda n: queue_ping_pong(n, 64, QUEUE_SETTLE), per_iteration_us),
+    "queue.bandwidth.1MiB": ("MB/s", False, lambda n: queue_stream(n, MiB), megabytes_per_second(MiB)),
 }
 
 
