@@ -69,6 +69,9 @@ thread_local std::vector<std::byte> assembled;
 // and a full ring is the case where consumers have the most to do.
 constexpr Ring::Patience kEmptyPatience{sys::kSpinTime, 1};
 constexpr Ring::Patience kFullPatience{std::chrono::microseconds(20), 64};
+// In the middle of a chunked message the other side is at work on the next chunk, which
+// takes a few µs per 64 KiB: waiting for it by spinning beats a wake-up.
+constexpr Ring::Patience kStreamPatience{std::chrono::microseconds(200), 16};
 
 // A thread that has just woken a sleeping peer will wait for that peer's answer longer
 // than a wake-up takes (tens of µs here), so that the answer finds it still spinning —
@@ -77,17 +80,21 @@ constexpr std::chrono::microseconds kAfterWakeSpin{150};
 thread_local std::chrono::steady_clock::time_point last_wake{};
 void woke_someone() noexcept { last_wake = std::chrono::steady_clock::now(); }
 
-// Spins until `done()` for `patience`, longer (yielding the CPU now and then, in case the
-// peer waits for it) when this thread has just woken someone.
+// Spins until `done()` for `patience` (longer when this thread has just woken someone).
+// With `yield`, it yields the CPU between rounds of a microsecond after the first: a
+// process woken through a socket is often put on its waker's CPU, and must get to run
+// there to answer. (Without need, yielding slows a futex wake-up on these VMs.)
+constexpr std::chrono::nanoseconds kSpinRound{1000};
 template <class Done>
-bool spin(Done& done, const Ring::Patience& patience) {
-  if (sys::spin_until(done, patience.spin_time, patience.pauses)) return true;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_wake > kAfterWakeSpin) return false;
-  const auto end = now + kAfterWakeSpin;
+bool spin(Done& done, const Ring::Patience& patience, bool yield) {
+  if (sys::spin_until(done, std::min(patience.spin_time, kSpinRound), patience.pauses)) return true;
+  const auto start = std::chrono::steady_clock::now();
+  auto spin_time = patience.spin_time;
+  if (start - last_wake < kAfterWakeSpin) spin_time = std::max<std::chrono::nanoseconds>(spin_time, kAfterWakeSpin);
+  const auto end = start + spin_time - kSpinRound;
   while (std::chrono::steady_clock::now() < end) {
-    std::this_thread::yield();
-    if (sys::spin_until(done, patience.spin_time, patience.pauses)) return true;
+    if (yield) std::this_thread::yield();
+    if (sys::spin_until(done, kSpinRound, patience.pauses)) return true;
   }
   return false;
 }
@@ -150,10 +157,12 @@ bool Ring::record_ready(std::uint64_t head) const noexcept {
 }
 
 template <class Ready>
-bool Ring::wait(Side side, Ready&& ready, const sys::Deadline& deadline) {
+bool Ring::wait(Side side, Ready&& ready, const sys::Deadline& deadline, bool streaming) {
   auto done = [&] { return ready() || closed() || peer_gone_; };
   if (deadline.expired()) return done();
-  if (spin(done, side == Side::Consumer ? kEmptyPatience : kFullPatience)) return true;
+  if (spin(done, streaming ? kStreamPatience : side == Side::Consumer ? kEmptyPatience : kFullPatience,
+           wake_socket_ >= 0))
+    return true;
   for (;;) {
     const sys::Deadline slice = sys::Deadline::after(kSleepSlice);
     const sys::Deadline& until = deadline.time_point() < slice.time_point() ? deadline : slice;
@@ -304,7 +313,8 @@ bool Ring::put_chunked(std::uint64_t& tail, ConstBytes message, const sys::Deadl
     while (!room(tail, need, first)) {
       publish_tail(tail, 0);
       const std::uint64_t seen = l.head_seen.load(std::memory_order_relaxed);
-      const bool moved = wait(Side::Producer, [&] { return l.head.load(std::memory_order_acquire) != seen; }, deadline);
+      const bool moved =
+          wait(Side::Producer, [&] { return l.head.load(std::memory_order_acquire) != seen; }, deadline, true);
       if (moved && !closed() && !peer_gone_) continue;
       if (!first) {  // abandon the part already sent
         tail = write_record(tail, kCont | kAbort, {}, {});
@@ -507,7 +517,7 @@ bool Ring::take_chunked(std::uint64_t& head, const RingSink& sink) {
     // The next chunk: the producer is streaming it, or has died (then the first one to
     // notice rolls it forward, which ends the message with an abort record).
     while (!committed(header_at(head))) {
-      if (wait(Side::Consumer, [&] { return committed(header_at(head)); }, sys::Deadline::after(kSleepSlice))) {
+      if (wait(Side::Consumer, [&] { return committed(header_at(head)); }, sys::Deadline::after(kSleepSlice), true)) {
         if (committed(header_at(head))) break;
         if (peer_gone_) throw ConnectionClosed(description_ + ": the sending end closed in the middle of a message");
       }

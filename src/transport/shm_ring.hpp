@@ -169,9 +169,9 @@ class Ring {
   std::uint64_t header_at(std::uint64_t word) const noexcept;
   bool record_ready(std::uint64_t head) const noexcept;
   // Spins, then sleeps, until `ready()`, the ring is closed, or the deadline passes
-  // (then false). `word` is the other side's position, the futex a sleeper sleeps on.
+  // (then false). `streaming`: in the middle of a chunked message (spin longer).
   template <class Ready>
-  bool wait(Side side, Ready&& ready, const sys::Deadline& deadline);
+  bool wait(Side side, Ready&& ready, const sys::Deadline& deadline, bool streaming = false);
   void sleep(Side side, std::uint64_t seen_word, const sys::Deadline& until);
   // Wakes the other side's sleepers (and pollers) after a publish.
   void wake_consumers(std::size_t published) noexcept;
