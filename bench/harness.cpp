@@ -353,7 +353,7 @@ double load_average() {
 Result run_workload(const Workload& w, const Settings& settings, const PythonPeer* python, bool quick) {
   Result result{w.name, w.unit(), w.lower_is_better(), {}, std::nullopt, std::nullopt};
   auto progress = [&](const char* side, const Summary& s) {
-    std::cerr << "  " << std::left << std::setw(24) << w.name << std::setw(8) << side
+    std::cerr << "  " << std::left << std::setw(28) << w.name << " " << std::setw(8) << side
               << format_figure(s.median) << " " << result.unit << "\n";
   };
   auto [mine, floor] = run_in_turns(w, settings);
