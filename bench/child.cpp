@@ -1,6 +1,7 @@
 // bench/child.cpp — children that serve a benchmark run (see child.hpp).
 #include "child.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -118,6 +119,46 @@ void read_exactly(int fd, std::span<std::byte> data) {
     if (n == 0) throw std::runtime_error("read: end of stream (the other process ended)");
     data = data.subspan(static_cast<std::size_t>(n));
   }
+}
+
+namespace {
+
+// The CPUs this process may run on (its affinity mask).
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0)
+    throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  return cpus;
+}
+
+void pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0)
+    throw std::system_error(errno, std::generic_category(), "sched_setaffinity");
+}
+
+}  // namespace
+
+TwoCpus::TwoCpus() : cpus_(allowed_cpus()) {
+  CPU_ZERO(&saved_);
+  if (sched_getaffinity(0, sizeof saved_, &saved_) != 0)
+    throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
+}
+
+TwoCpus::~TwoCpus() { sched_setaffinity(0, sizeof saved_, &saved_); }
+
+void TwoCpus::pin_parent() const {
+  if (cpus_.size() >= 2) pin_to(cpus_[0]);
+}
+
+void TwoCpus::pin_child() const {
+  if (cpus_.size() >= 2) pin_to(cpus_[1]);
 }
 
 }  // namespace ipckit::bench

@@ -15,6 +15,10 @@
 // (kill, then reap) when the benchmark throws.
 #pragma once
 
+#include <sched.h>
+
+#include <vector>
+
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -38,6 +42,27 @@ class IpckitChild {
  private:
   ipckit::Connection to_child_;
   std::optional<ipckit::Process> process_;  // a daemon: ended and reaped if never joined
+};
+
+// Puts the parent and the child of a two-process workload on two different CPUs (when
+// there are two). Left to itself, the scheduler sometimes runs both on one CPU, where they
+// take turns instead of running at once: a lock is then never contended, a consumer that
+// spins and then sleeps takes turns with its producer, and a wake-up is a context switch
+// rather than the wake-up of an idle CPU, so the figures would measure where it put
+// them. The parent's own mask is restored when the run ends.
+class TwoCpus {
+ public:
+  TwoCpus();
+  TwoCpus(const TwoCpus&) = delete;
+  TwoCpus& operator=(const TwoCpus&) = delete;
+  ~TwoCpus();
+
+  void pin_parent() const;
+  void pin_child() const;
+
+ private:
+  std::vector<int> cpus_;
+  cpu_set_t saved_;
 };
 
 // The floor's child: fork(), with a socketpair(AF_UNIX, SOCK_STREAM) to the parent.

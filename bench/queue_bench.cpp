@@ -110,60 +110,6 @@ void check_taken(std::uint64_t taken, IterationCount expected) {
                              std::to_string(expected));
 }
 
-// --- two processes on two CPUs -----------------------------------------------------------
-
-// The CPUs this process may run on (its affinity mask).
-std::vector<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0)
-    throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
-  std::vector<int> cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
-    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-  return cpus;
-}
-
-void pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0)
-    throw std::system_error(errno, std::generic_category(), "sched_setaffinity");
-}
-
-// The placement of event.wake (sync_bench.cpp), for every workload of one producer and
-// one consumer: the parent and its child on two different CPUs (when there are two).
-// Left to itself, the scheduler sometimes runs both on one CPU, where a consumer that
-// spins and then sleeps behaves quite differently (it takes turns with the producer,
-// and a wake-up is a context switch rather than that of an idle CPU), so the figures
-// would measure where it put them. The parent's own mask is restored when the run ends.
-// queue.throughput.2p2c, four processes, leaves placement to the scheduler. (The Python
-// peer pins only its ping-pong workloads: a multiprocessing.Queue producer has a feeder
-// thread besides its main one, which pinning would confine to one CPU.)
-class TwoCpus {
- public:
-  TwoCpus() : cpus_(allowed_cpus()) {
-    CPU_ZERO(&saved_);
-    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0)
-      throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
-  }
-  TwoCpus(const TwoCpus&) = delete;
-  TwoCpus& operator=(const TwoCpus&) = delete;
-  ~TwoCpus() { sched_setaffinity(0, sizeof saved_, &saved_); }
-
-  void pin_parent() const {
-    if (cpus_.size() >= 2) pin_to(cpus_[0]);
-  }
-  void pin_child() const {
-    if (cpus_.size() >= 2) pin_to(cpus_[1]);
-  }
-
- private:
-  std::vector<int> cpus_;
-  cpu_set_t saved_;
-};
-
 // --- the floor: a ring of fixed-size slots in shared memory ------------------------------
 
 inline void cpu_pause() noexcept {

@@ -10,7 +10,6 @@
 // their names say.
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -106,56 +105,6 @@ void check_count(std::int64_t got, std::int64_t expected) {
     throw std::runtime_error("the shared counter is " + std::to_string(got) + ", expected " +
                              std::to_string(expected) + ": increments were lost");
 }
-
-// --- two processes on two CPUs -----------------------------------------------------------
-
-// The CPUs this process may run on (its affinity mask).
-std::vector<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0)
-    throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
-  std::vector<int> cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
-    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-  return cpus;
-}
-
-void pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0)
-    throw std::system_error(errno, std::generic_category(), "sched_setaffinity");
-}
-
-// Puts the parent and the child of a two-process workload on two different CPUs (when
-// there are two). Left to itself, the scheduler sometimes runs both on one CPU, where they
-// take turns instead of running at once: a lock is then never contended, and a wake-up is
-// a context switch rather than the wake-up of an idle CPU, so the figures would measure
-// where it put them. The parent's own mask is restored when the run ends.
-class TwoCpus {
- public:
-  TwoCpus() : cpus_(allowed_cpus()) {
-    CPU_ZERO(&saved_);
-    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0)
-      throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
-  }
-  TwoCpus(const TwoCpus&) = delete;
-  TwoCpus& operator=(const TwoCpus&) = delete;
-  ~TwoCpus() { sched_setaffinity(0, sizeof saved_, &saved_); }
-
-  void pin_parent() const {
-    if (cpus_.size() >= 2) pin_to(cpus_[0]);
-  }
-  void pin_child() const {
-    if (cpus_.size() >= 2) pin_to(cpus_[1]);
-  }
-
- private:
-  std::vector<int> cpus_;
-  cpu_set_t saved_;
-};
 
 // --- lock.uncontended --------------------------------------------------------------------
 
