@@ -60,12 +60,20 @@ void robust_mutex_init(RobustMutex& m, bool recursive) {
 }
 
 MutexLock robust_mutex_lock(RobustMutex& m, const Deadline& deadline) {
-  if (deadline.is_never()) return sort(pthread_mutex_lock(native(m)), "pthread_mutex_lock");
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      deadline.time_point().time_since_epoch())
-                      .count();
-  const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-  return sort(pthread_mutex_clocklock(native(m), CLOCK_MONOTONIC, &at), "pthread_mutex_clocklock");
+  // Never one unbounded sleep. A holder killed between freeing the lock word and waking
+  // a sleeper (or a woken sleeper killed before it took the lock) leaves that sleeper
+  // asleep: the kernel repairs this at the dead thread's exit only if the word is still
+  // free then, and another process may have taken and released it meanwhile. So sleep in
+  // slices and try again; a stranded waiter loses at most one slice.
+  constexpr auto kSlice = std::chrono::milliseconds(100);
+  for (;;) {
+    const Deadline slice = Deadline::after(kSlice);
+    const Deadline& until = deadline.time_point() < slice.time_point() ? deadline : slice;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_point().time_since_epoch()).count();
+    const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    const MutexLock r = sort(pthread_mutex_clocklock(native(m), CLOCK_MONOTONIC, &at), "pthread_mutex_clocklock");
+    if (r != MutexLock::TimedOut || &until == &deadline) return r;
+  }
 }
 
 MutexLock robust_mutex_try_lock(RobustMutex& m) {

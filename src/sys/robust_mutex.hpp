@@ -29,7 +29,8 @@ enum class MutexLock {
 
 // Initialises the mutex in place (process-shared, robust; recursive if asked).
 void robust_mutex_init(RobustMutex& m, bool recursive);
-// Blocks until acquired or the deadline passes (pthread_mutex_clocklock, CLOCK_MONOTONIC).
+// Blocks until acquired or the deadline passes (pthread_mutex_clocklock, CLOCK_MONOTONIC,
+// in slices of 100 ms: a waiter whose wake-up died with the holder tries again).
 MutexLock robust_mutex_lock(RobustMutex& m, const Deadline& deadline);
 MutexLock robust_mutex_try_lock(RobustMutex& m);
 // False (EPERM) when the calling thread does not hold it: glibc checks robust mutexes.
