@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <ctime>
 #include <string>
 
@@ -60,19 +61,33 @@ void robust_mutex_init(RobustMutex& m, bool recursive) {
 }
 
 MutexLock robust_mutex_lock(RobustMutex& m, const Deadline& deadline) {
+  const MutexLock first = sort(pthread_mutex_trylock(native(m)), "pthread_mutex_trylock");
+  if (first != MutexLock::TimedOut) return first;
   // Never one unbounded sleep. A holder killed between freeing the lock word and waking
   // a sleeper (or a woken sleeper killed before it took the lock) leaves that sleeper
   // asleep: the kernel repairs this at the dead thread's exit only if the word is still
   // free then, and another process may have taken and released it meanwhile. So sleep in
-  // slices and try again; a stranded waiter loses at most one slice.
+  // slices and try again; a stranded waiter loses at most one slice. The slices are
+  // measured on the coarse monotonic clock (same time base, a few ms behind, and cheaper
+  // to read), since this path runs at every contended acquire.
   constexpr auto kSlice = std::chrono::milliseconds(100);
   for (;;) {
-    const Deadline slice = Deadline::after(kSlice);
-    const Deadline& until = deadline.time_point() < slice.time_point() ? deadline : slice;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_point().time_since_epoch()).count();
-    const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    std::int64_t end = std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec +
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(kSlice).count();
+    bool last = false;
+    if (!deadline.is_never()) {
+      const std::int64_t limit =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_point().time_since_epoch()).count();
+      if (limit <= end) {
+        end = limit;
+        last = true;
+      }
+    }
+    const timespec at{static_cast<time_t>(end / 1'000'000'000), static_cast<long>(end % 1'000'000'000)};
     const MutexLock r = sort(pthread_mutex_clocklock(native(m), CLOCK_MONOTONIC, &at), "pthread_mutex_clocklock");
-    if (r != MutexLock::TimedOut || &until == &deadline) return r;
+    if (r != MutexLock::TimedOut || last) return r;
   }
 }
 
