@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <thread>
@@ -354,15 +353,6 @@ TEST_F(ConnectionTest, SocketPipeEndWorksInAnExecdPythonProcess) {
   converse_with_python(mine, theirs.fileno(), [&] { theirs.close(); });
 }
 
-// The state of `pid` in /proc/<pid>/stat: 'S' while it sleeps in the kernel.
-char process_state(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const auto close_paren = line.rfind(')');
-  return close_paren == std::string::npos || close_paren + 2 >= line.size() ? '?' : line[close_paren + 2];
-}
-
 // A sender killed in the middle of a message larger than the ring (so it streams in
 // chunks): another sender on the same end carries on, and the receiver drops the torn
 // message and gets the next whole.
@@ -378,7 +368,7 @@ TEST_F(ConnectionTest, SenderKilledInTheMiddleOfAChunkedMessage) {
   EXPECT_EQ(text(receiver.recv_bytes()), "first");
   // It is in the middle of the big message once it sleeps waiting for room (the ring
   // holds a few KiB of it).
-  while (process_state(torn.pid()) != 'S') std::this_thread::yield();
+  ipckit::test::wait_until_sleeping(torn.pid());
   ipckit::Process next([&] {
     receiver.close();
     sender.send_bytes("whole");  // waits for the put lock the torn sender holds
@@ -410,10 +400,10 @@ TEST_F(ConnectionTest, ReceiverKilledInTheMiddleOfAChunkedMessage) {
   writer.start();
   // The writer fills the ring and sleeps; then the reader starts taking and, once the
   // writer is stopped, sleeps in the middle of the message.
-  while (process_state(writer.pid()) != 'S') std::this_thread::yield();
+  ipckit::test::wait_until_sleeping(writer.pid());
   ASSERT_EQ(::kill(writer.pid(), SIGSTOP), 0);
   torn.start();
-  while (process_state(torn.pid()) != 'S') std::this_thread::yield();
+  ipckit::test::wait_until_sleeping(torn.pid());
   torn.kill();
   torn.join();
   ASSERT_EQ(::kill(writer.pid(), SIGCONT), 0);

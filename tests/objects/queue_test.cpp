@@ -48,6 +48,8 @@ using ipckit::test::kChildOk;
 using ipckit::test::text;
 using ipckit::test::unique_name;
 using ipckit::test::wait_for_gate;
+using ipckit::test::wait_until_sleeping;
+using ipckit::test::wait_until_state;
 using QueueTest = ipckit::test::Test;
 using QueueBytesTest = ipckit::test::Test;
 using QueueNamedTest = ipckit::test::Test;
@@ -95,20 +97,6 @@ void expect_clean_exit(ipckit::Process& p) {
 
 std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(std::span(s)); }
 
-// Returns once thread `tid` (for a single-threaded child: its pid) is in `state` ('S':
-// asleep in the kernel, 'T': stopped by a signal).
-void wait_until_state(int tid, char state) {
-  const std::string path = "/proc/" + std::to_string(tid) + "/task/" + std::to_string(tid) + "/stat";
-  for (;;) {
-    std::ifstream stat(path);
-    std::string line;
-    if (!std::getline(stat, line)) throw std::runtime_error("cannot read " + path);
-    const auto close = line.rfind(')');  // pid (comm) state ...
-    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == state) return;
-    std::this_thread::yield();
-  }
-}
-void wait_until_sleeping(int tid) { wait_until_state(tid, 'S'); }
 
 // Message `index` of `size` bytes: every byte depends on both, so a byte from another
 // message, another offset or a stale lap of the ring shows.

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 namespace ipckit::test {
@@ -119,6 +120,18 @@ void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer) {
   try {
     gate.recv_bytes();
   } catch (const ipckit::ConnectionClosed&) {
+  }
+}
+
+void wait_until_state(int tid, char state) {
+  const std::string path = "/proc/" + std::to_string(tid) + "/task/" + std::to_string(tid) + "/stat";
+  for (;;) {
+    std::ifstream stat(path);
+    std::string line;
+    if (!std::getline(stat, line)) throw std::runtime_error("cannot read " + path);
+    const auto close = line.rfind(')');  // pid (comm) state ...
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == state) return;
+    std::this_thread::yield();
   }
 }
 

@@ -72,6 +72,12 @@ std::string text(const ipckit::Bytes& bytes);
 // copy of the write end, or the test's close would never reach it as end of stream.
 void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer);
 
+// Returns once thread `tid` (for a single-threaded process: its pid) is in `state`, as
+// /proc shows it: 'S' asleep in the kernel (blocked in a wait), 'T' stopped by a signal.
+// How a test knows another process has got as far as blocking, without sleeping itself.
+void wait_until_state(int tid, char state);
+inline void wait_until_sleeping(int tid) { wait_until_state(tid, 'S'); }
+
 // Seconds the watchdog allows each test (IPCKIT_TEST_TIMEOUT overrides; default 60).
 int watchdog_seconds();
 
