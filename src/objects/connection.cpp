@@ -28,10 +28,6 @@ using std::chrono::nanoseconds;
 
 namespace {
 
-sys::Deadline deadline_for(std::optional<nanoseconds> timeout) {
-  return timeout ? sys::Deadline::after(*timeout) : sys::Deadline::never();
-}
-
 // The shared memory of a Pipe's rings: for each direction, the ring's control block in
 // one page, then its data. Both ends (and forked copies of them) share it.
 constexpr std::size_t kRingControl = 4096;
@@ -250,7 +246,7 @@ Connection::State& Connection::state(const char* what) const {
 }
 
 bool Connection::recv_to(Sink sink, void* context, std::optional<nanoseconds> timeout) {
-  return receive(state("recv"), sink, context, deadline_for(timeout), std::nullopt);
+  return receive(state("recv"), sink, context, sys::Deadline::within(timeout), std::nullopt);
 }
 
 Bytes Connection::recv_bytes(std::optional<std::size_t> maxlength) {
@@ -294,7 +290,7 @@ bool Connection::poll(std::optional<nanoseconds> timeout) {
   State& s = state("poll");
   s.require_readable("poll");
   if (s.in) {
-    const sys::Deadline deadline = deadline_for(timeout);
+    const sys::Deadline deadline = sys::Deadline::within(timeout);
     if (s.ring_ready()) return true;
     if (deadline.expired()) return false;
     if (sys::spin_until([&] { return s.in->ready(); })) return true;
@@ -304,7 +300,7 @@ bool Connection::poll(std::optional<nanoseconds> timeout) {
     }
   }
   if (s.channel.has_buffered_frame()) return true;
-  return sys::wait_readable(s.channel.fd(), deadline_for(timeout));
+  return sys::wait_readable(s.channel.fd(), sys::Deadline::within(timeout));
 }
 
 void Connection::close() {

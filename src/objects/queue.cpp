@@ -37,10 +37,6 @@ struct QueueLayout {
 static_assert(offsetof(QueueLayout, data_offset) == 16 && offsetof(QueueLayout, ring) == 64 &&
               sizeof(QueueLayout) <= detail::kQueueDataOffset);
 
-sys::Deadline deadline_for(std::optional<Timeout> timeout) {
-  return timeout ? sys::Deadline::after(*timeout) : sys::Deadline::never();
-}
-
 transport::RingConfig config_for(const QueueOptions& o) {
   if (o.capacity_bytes > transport::kMaxRingCapacity)
     throw ValueError("a queue's capacity_bytes may be at most 1 GiB, not " + std::to_string(o.capacity_bytes));
@@ -156,7 +152,7 @@ std::size_t ByteQueue::put_many(std::span<const std::span<const std::byte>> mess
 
 std::size_t ByteQueue::get_to(Sink sink, void* context, std::size_t max_items, std::optional<Timeout> timeout) {
   if (max_items == 0) return 0;
-  return state().ring.get(transport::RingSink{sink, nullptr, context}, max_items, deadline_for(timeout));
+  return state().ring.get(transport::RingSink{sink, nullptr, context}, max_items, sys::Deadline::within(timeout));
 }
 
 namespace {
@@ -237,7 +233,7 @@ int ByteQueue::fileno() const { return state().poll_fd(); }
 
 bool ByteQueue::poll(std::optional<Timeout> timeout) const {
   State& s = state();
-  const sys::Deadline deadline = deadline_for(timeout);
+  const sys::Deadline deadline = sys::Deadline::within(timeout);
   for (;;) {
     if (s.rearm()) return true;
     if (!sys::wait_readable(s.poll_fd(), deadline)) return s.rearm();
@@ -252,6 +248,6 @@ WaitHandle ByteQueue::wait_handle() const {
 }
 
 void ByteQueue::task_done() { state().ring.task_done(); }
-bool ByteQueue::join(std::optional<Timeout> timeout) { return state().ring.join(deadline_for(timeout)); }
+bool ByteQueue::join(std::optional<Timeout> timeout) { return state().ring.join(sys::Deadline::within(timeout)); }
 
 }  // namespace ipckit

@@ -41,10 +41,6 @@ using enum detail::How;
 
 namespace {
 
-sys::Deadline deadline_for(std::optional<Timeout> timeout) {
-  return timeout ? sys::Deadline::after(*timeout) : sys::Deadline::never();
-}
-
 template <class Layout>
 Layout* layout_in(const std::shared_ptr<SharedRegion>& region) {
   return std::launder(reinterpret_cast<Layout*>(region->object()));
@@ -349,7 +345,7 @@ bool Condition::wait_until(std::optional<Timeout> timeout) {
   LockLayout& l = *lock_->layout_;
   if (!sys::robust_mutex_held_by_caller(l.mutex))
     throw ValueError("wait on " + region_->describe() + " without holding its lock");
-  const sys::Deadline deadline = deadline_for(timeout);
+  const sys::Deadline deadline = sys::Deadline::within(timeout);
   Layout& c = *layout_;
   const std::uint32_t seen = c.sequence.load(std::memory_order_seq_cst);
   // Release every level of an RLock (Python's _release_save), to restore them after.
@@ -577,7 +573,7 @@ unsigned Barrier::wait(Timeout timeout) { return wait_until(timeout); }
 
 unsigned Barrier::wait_until(std::optional<Timeout> timeout) {
   Layout& b = *layout_;
-  const sys::Deadline deadline = deadline_for(timeout);
+  const sys::Deadline deadline = sys::Deadline::within(timeout);
   std::uint32_t round = 0;
   unsigned index = 0;
   {

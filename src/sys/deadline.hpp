@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 namespace ipckit::sys {
 
@@ -22,6 +23,11 @@ class Deadline {
     if (timeout <= std::chrono::nanoseconds::zero()) return Deadline(start);
     if (timeout >= Clock::time_point::max() - start) return never();
     return Deadline(start + timeout);
+  }
+
+  // after(*timeout), or never() without one (the timed and untimed forms of a call).
+  static Deadline within(std::optional<std::chrono::nanoseconds> timeout) noexcept {
+    return timeout ? after(*timeout) : never();
   }
 
   bool is_never() const noexcept { return at_ == Clock::time_point::max(); }
