@@ -84,11 +84,7 @@ struct Tagged {
 
 // Started children are daemons: a failed ASSERT in the parent ends them, never waits on
 // one that is blocked in a queue.
-std::unique_ptr<ipckit::Process> spawn(std::function<void()> body) {
-  auto p = std::make_unique<ipckit::Process>(std::move(body), ipckit::ProcessOptions{"", true});
-  p->start();
-  return p;
-}
+std::unique_ptr<ipckit::Process> spawn(std::function<void()> body) { return ipckit::test::spawn(std::move(body), true); }
 
 void expect_clean_exit(ipckit::Process& p) {
   p.join();

@@ -22,12 +22,7 @@ using SyncTest = ipckit::test::Test;
 
 using ipckit::test::text;
 
-// Starts `body` in a child and returns it started.
-std::unique_ptr<ipckit::Process> spawn(std::function<void()> body, bool daemon = false) {
-  auto p = std::make_unique<ipckit::Process>(std::move(body), ipckit::ProcessOptions{"", daemon});
-  p->start();
-  return p;
-}
+using ipckit::test::spawn;
 
 // A child that takes `lock`, says so on `ready`, and then waits to be killed.
 std::unique_ptr<ipckit::Process> die_holding(ipckit::Lock& lock, ipckit::Connection& ready) {

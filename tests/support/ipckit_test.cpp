@@ -123,6 +123,12 @@ void wait_for_gate(ipckit::Connection& gate, ipckit::Connection& gate_writer) {
   }
 }
 
+std::unique_ptr<ipckit::Process> spawn(std::function<void()> body, bool daemon) {
+  auto p = std::make_unique<ipckit::Process>(std::move(body), ipckit::ProcessOptions{"", daemon});
+  p->start();
+  return p;
+}
+
 void wait_until_state(int tid, char state) {
   const std::string path = "/proc/" + std::to_string(tid) + "/task/" + std::to_string(tid) + "/stat";
   for (;;) {

@@ -11,8 +11,10 @@
 #include <gtest/gtest.h>
 
 #include "ipckit/connection.hpp"
+#include "ipckit/process.hpp"
 
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -63,6 +65,10 @@ std::set<std::string> open_fds();
 std::set<std::string> shm_entries();
 // Pids of this process's children, running or zombie.
 std::vector<int> child_pids();
+
+// Starts `body` in a child and returns it started. A daemon child (as the queue tests
+// start them) is ended, not waited for, when a failed ASSERT leaves the test early.
+std::unique_ptr<ipckit::Process> spawn(std::function<void()> body, bool daemon = false);
 
 // A message's bytes as text.
 std::string text(const ipckit::Bytes& bytes);
