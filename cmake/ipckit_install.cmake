@@ -57,7 +57,7 @@ macro(ipckit_install_dependency code)
 endmacro()
 
 # --- link dependencies of libipckit, one line each (see above) -------------------------
-# (none yet)
+ipckit_install_dependency("find_dependency(OpenSSL)" PKG_CONFIG libcrypto)
 # ---------------------------------------------------------------------------------------
 
 set(IPCKIT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ipckit)

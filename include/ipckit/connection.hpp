@@ -41,9 +41,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -70,6 +72,14 @@ struct ConnectionOptions {
   // through it in chunks.
   std::size_t ring_capacity = kDefaultPipeRingCapacity;
 };
+
+class Connection;
+namespace detail {
+// A connected socket as a Connection, with bytes the handshake already read from it;
+// `subject` names it in errors ("connection to tcp://127.0.0.1:5000").
+Connection adopt_socket(int fd, std::span<const std::byte> already_read, std::string subject,
+                        ConnectionOptions options);
+}  // namespace detail
 
 class Connection {
  public:
@@ -121,6 +131,18 @@ class Connection {
 
   WaitHandle wait_handle() const;
 
+  // Passing fds (Unix-socket connections only: a Listener/Client on a unix: address, or
+  // Pipe(shared_memory=false)); otherwise ValueError. send_handle sends `fd` itself (the
+  // caller keeps its own copy); recv_handle returns the receiver's new fd for the same
+  // open file (a memfd of an anonymous SharedMemory, a socket, a file), with FD_CLOEXEC
+  // set, which the caller owns and must close. On the wire: one byte carrying the fd, as
+  // Python's multiprocessing.reduction.send_handle/recv_handle, so either side may be
+  // Python. Sender and receiver must agree that a handle comes next: recv_handle when a
+  // message is next throws ProtocolError and recv when a handle is next does the same,
+  // both leaving what is next in place.
+  void send_handle(int fd);
+  int recv_handle();
+
   struct State;  // private to connection.cpp
 
  private:
@@ -133,6 +155,7 @@ class Connection {
   std::unique_ptr<State> state_;
 
   friend std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options);
+  friend Connection detail::adopt_socket(int, std::span<const std::byte>, std::string, ConnectionOptions);
 };
 
 // Two connected Connections. duplex: both send and receive. Otherwise the first only
@@ -142,6 +165,95 @@ class Connection {
 // has gone fails (ConnectionClosed) once the peer has taken nothing for a while — at
 // the latest when the ring is full — rather than at once.
 std::pair<Connection, Connection> Pipe(bool duplex = true, ConnectionOptions options = {});
+
+// --- Listener and Client: connections between unrelated processes -------------------
+//
+// Addresses are strings:
+//   tcp://HOST:PORT    a host name or address; IPv6 literals in brackets
+//                      (tcp://[::1]:5000); port 0 lets the Listener pick a free one and
+//                      address() tells which; HOST * listens on every interface.
+//   unix:///PATH       a socket file (unix:PATH also works, relative paths too)
+//   unix:@NAME         a Linux abstract socket (no file; unix:@ alone picks a free name)
+//
+// Messages on these connections are framed as everywhere else (docs/formats/framing.md),
+// so Python's multiprocessing.connection Listener and Client talk to ipckit's.
+//
+// Authentication: with an authkey both sides prove that they know it before anything
+// else is exchanged — CPython's challenge-response handshake exactly, in both its
+// generations (HMAC-SHA256 with a {sha256} prefix, as Python >= 3.12 sends it, and bare
+// HMAC-MD5, as Python <= 3.11 does): docs/formats/handshake.md. Without an authkey there
+// is no handshake (as in Python), and no way to tell a stranger: use one on a network.
+//
+// Hardening: the Listener reads at most 256 bytes per handshake message, decodes nothing
+// before both directions are authenticated, and drops a peer that has not finished within
+// ListenerOptions::handshake_timeout. Handshakes run side by side: a silent or hostile
+// peer never holds up accept() for the others. Every connection's max_message_size
+// (ConnectionOptions) bounds what a peer can make it allocate, before and after
+// authentication.
+
+struct ListenerOptions {
+  // Connections not yet accepted that the kernel queues (capped by net.core.somaxconn).
+  // Large, so that a burst of connects is not dropped (a dropped SYN costs the client 1 s).
+  int backlog = 4096;
+  // A peer that has not completed the handshake within this time is disconnected.
+  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(5);
+  // Options of the accepted connections (max_message_size; shared_memory does not apply).
+  ConnectionOptions connection{};
+  // Told of each peer the listener turned away (wrong key, broken handshake, timeout),
+  // with the reason; called from inside accept() or wait(). Unset: they are dropped
+  // silently. It must not throw.
+  std::function<void(const Error& why)> on_reject;
+};
+
+class Listener {
+ public:
+  // A closed listener (a placeholder to move a real one into).
+  Listener() noexcept;
+  // Binds and listens at `address`. A unix socket file left behind by a process that died
+  // is replaced; one that a live listener uses is FileExistsError (as is a TCP port in
+  // use: OSError EADDRINUSE). ValueError for an address it cannot parse.
+  explicit Listener(std::string_view address, std::optional<std::string> authkey = std::nullopt,
+                    ListenerOptions options = {});
+  Listener(Listener&&) noexcept;
+  Listener& operator=(Listener&&) noexcept;
+  ~Listener();  // close()
+
+  // The next connection, authenticated when there is an authkey. Peers that fail the
+  // handshake are dropped (see ListenerOptions::on_reject) and accept() goes on waiting.
+  Connection accept();
+  // nullopt when no connection is ready within `timeout` (zero: only check).
+  std::optional<Connection> accept(std::chrono::nanoseconds timeout);
+
+  // Stops listening (idempotent), drops handshakes in progress and removes the socket
+  // file it created. Accepted connections stay open.
+  void close();
+  bool closed() const noexcept;
+  // The address it listens at, with the port or abstract name filled in:
+  // "tcp://127.0.0.1:40123". Throws ValueError when closed.
+  const std::string& address() const;
+  // The address of the peer accept() last returned ("tcp://127.0.0.1:51234"; "unix:" for
+  // an unnamed unix client), or empty before the first.
+  std::string last_accepted() const;
+  // A pollable fd: readable when accept() may have something for it. wait() reports the
+  // listener only when a connection is ready to be accepted without blocking.
+  int fileno() const;
+  WaitHandle wait_handle() const;
+
+  struct State;  // private to listener.cpp
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+// Connects to a Listener at `address` (ipckit's or Python's) and, with an authkey, runs
+// the handshake. ConnectionRefusedError when nothing listens there (FileNotFoundError for
+// a missing socket file); AuthenticationError when either side's proof fails;
+// TimeoutError when connecting and authenticating take longer than `timeout` (nullopt:
+// no limit of its own — a TCP connect then gives up as the kernel decides);
+// ConnectionClosed when the listener hangs up during the handshake.
+Connection Client(std::string_view address, std::optional<std::string> authkey = std::nullopt,
+                  std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
+                  ConnectionOptions options = {});
 
 // --- implementation of the templates ------------------------------------------------
 

@@ -41,6 +41,12 @@ class FileNotFoundError : public OSError {
   using OSError::OSError;
 };
 
+// Nothing listens at the address a Client connects to (Python's ConnectionRefusedError).
+class ConnectionRefusedError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
 // A name that had to be new is taken (Python's FileExistsError).
 class FileExistsError : public OSError {
  public:
@@ -90,6 +96,21 @@ class BrokenBarrierError : public Error {
 
 // The peer of a connection is gone (Python's EOFError): end of stream, or a reset.
 class ConnectionClosed : public Error {
+ public:
+  using Error::Error;
+};
+
+// The authentication handshake failed: a wrong key on either side, or a peer that does not
+// follow the handshake (docs/formats/handshake.md) — Python's AuthenticationError.
+class AuthenticationError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A guard timeout passed where waiting longer would not help: connecting and
+// authenticating a Client (Python's TimeoutError). Timed waits that a caller polls with
+// return nullopt or false instead.
+class TimeoutError : public Error {
  public:
   using Error::Error;
 };

@@ -29,6 +29,9 @@ struct WaitHandle {
   int fd = -1;
   const void* object = nullptr;
   bool (*ready_now)(const void* object) = nullptr;
+  // The fd only says that the object may have become ready (a Listener's: a handshake
+  // moved on): wait() then asks ready_now() and goes on waiting when it says no.
+  bool fd_is_hint = false;
 };
 
 template <class T>
@@ -45,6 +48,7 @@ class Waitable {
   Waitable(int fd) : handle_{fd, nullptr, nullptr}, identity_(nullptr) {}  // NOLINT: a bare fd
 
   int fd() const noexcept { return handle_.fd; }
+  bool fd_is_hint() const noexcept { return handle_.fd_is_hint; }
   bool ready_now() const { return handle_.ready_now != nullptr && handle_.ready_now(handle_.object); }
 
   friend bool operator==(const Waitable& a, const Waitable& b) noexcept {

@@ -211,7 +211,7 @@ bool receive(Connection::State& s, void (*sink)(void*, std::span<const std::byte
     s.poison();
     throw;
   } catch (const ProtocolError&) {
-    s.poison();
+    if (!s.channel.handle_next()) s.poison();  // a handle is next: recv_handle takes it
     throw;
   }
   if (!message) return false;
@@ -337,6 +337,37 @@ WaitHandle Connection::wait_handle() const {
                       return s.in ? s.ring_ready() : s.channel.has_buffered_frame();
                     }};
 }
+
+void Connection::send_handle(int fd) {
+  State& s = state("send_handle");
+  s.require_open("send_handle");
+  if (!s.writable) throw ValueError("send_handle on " + s.channel.subject() + ": it is not writable");
+  if (s.out) throw ValueError("send_handle on " + s.channel.subject() + ": a shared-memory Pipe carries no handles (use Pipe with shared_memory = false)");
+  std::lock_guard lock(s.send_mutex);
+  s.require_open("send_handle");
+  s.channel.send_handle(fd);
+}
+
+int Connection::recv_handle() {
+  State& s = state("recv_handle");
+  s.require_readable("recv_handle");
+  if (s.in) throw ValueError("recv_handle on " + s.channel.subject() + ": a shared-memory Pipe carries no handles (use Pipe with shared_memory = false)");
+  std::lock_guard lock(s.recv_mutex);
+  s.require_readable("recv_handle");
+  return s.channel.recv_handle().release();
+}
+
+namespace detail {
+
+Connection adopt_socket(int fd, std::span<const std::byte> already_read, std::string subject,
+                        ConnectionOptions options) {
+  Connection connection(fd, true, true, options);
+  connection.state_->channel.set_subject(std::move(subject));
+  connection.state_->channel.preload(already_read);
+  return connection;
+}
+
+}  // namespace detail
 
 std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options) {
   auto [a, b] = sys::socket_pair("Pipe()");

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "ipckit/error.hpp"
+#include "sys/socket.hpp"
 
 namespace ipckit::transport {
 namespace {
@@ -51,7 +52,55 @@ ParsedHeader parse_frame_header(std::span<const std::byte> bytes) noexcept {
 }
 
 StreamChannel::StreamChannel(sys::UniqueFd fd, std::string subject)
-    : fd_(std::move(fd)), socket_(sys::is_socket(fd_.get())), subject_(std::move(subject)) {}
+    : fd_(std::move(fd)),
+      socket_(sys::is_socket(fd_.get())),
+      unix_socket_(socket_ && sys::is_unix_socket(fd_.get())),
+      subject_(std::move(subject)) {}
+
+void StreamChannel::preload(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  if (buffer_.empty()) buffer_.resize(kBufferSize);
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (buffer_.size() - end_ < bytes.size()) buffer_.resize(end_ + bytes.size());
+  std::memcpy(buffer_.data() + end_, bytes.data(), bytes.size());
+  end_ += bytes.size();
+  received_ += bytes.size();
+  update_buffered_flag();
+}
+
+bool StreamChannel::handle_is_next() noexcept {
+  const std::uint64_t next = next_offset();
+  // An fd whose byte was taken as part of a message came from a peer that broke the
+  // protocol: close it rather than keep it.
+  while (!fds_.empty() && fds_.front().offset < next) fds_.pop_front();
+  return !fds_.empty() && !large_pending_ && fds_.front().offset == next && begin_ < end_;
+}
+
+void StreamChannel::send_handle(int fd) {
+  if (!unix_socket_) throw ValueError("send_handle on " + subject_ + ": handles travel only over Unix sockets");
+  const auto r = sys::send_fd(fd_.get(), std::byte{1}, fd);
+  if (r.ok()) return;
+  if (sys::is_peer_gone(r.error)) throw ConnectionClosed("send_handle on " + subject_ + ": the peer has closed the connection");
+  sys::throw_os_error(r.error, "sendmsg(SCM_RIGHTS) of fd " + std::to_string(fd), subject_);
+}
+
+sys::UniqueFd StreamChannel::recv_handle() {
+  if (!unix_socket_) throw ValueError("recv_handle on " + subject_ + ": handles travel only over Unix sockets");
+  if (buffer_.empty()) buffer_.resize(kBufferSize);
+  while (!handle_is_next()) {
+    if (begin_ < end_ || large_pending_)
+      throw ProtocolError("recv_handle on " + subject_ + ": a message is next, not a handle (take it with recv)");
+    begin_ = end_ = 0;
+    std::size_t got = 0;
+    fill(std::span(buffer_), got, sys::Deadline::never());
+    end_ = got;
+  }
+  sys::UniqueFd fd = std::move(fds_.front().fd);
+  fds_.pop_front();
+  ++begin_;  // the byte that carried it
+  update_buffered_flag();
+  return fd;
+}
 
 void StreamChannel::send(std::span<const sys::ConstBytes> parts) {
   if (parts.size() > kMaxSendParts) throw ValueError("too many parts in one message on " + subject_);
@@ -107,10 +156,21 @@ void StreamChannel::send(std::span<const sys::ConstBytes> parts) {
 }
 
 bool StreamChannel::fill(std::span<std::byte> into, std::size_t& got, const sys::Deadline& deadline) {
+  constexpr std::size_t kMaxHeldFds = 64;  // beyond this, a peer is flooding us with fds
   for (;;) {
     if (!deadline.is_never() && !sys::wait_readable(fd_.get(), deadline)) return false;
-    const auto r = sys::read_some(fd_.get(), into);
+    sys::IoResult r;
+    if (unix_socket_) {
+      // The kernel ends a read after the byte that carries fds: they belong to its last byte.
+      std::vector<sys::UniqueFd> fds;
+      r = sys::read_some_with_fds(fd_.get(), into, fds, false).io;
+      for (auto& fd : fds)
+        if (r.ok() && r.bytes > 0 && fds_.size() < kMaxHeldFds) fds_.push_back({received_ + r.bytes - 1, std::move(fd)});
+    } else {
+      r = sys::read_some(fd_.get(), into);
+    }
     if (r.ok()) {
+      received_ += r.bytes;
       if (r.bytes == 0) {
         throw ConnectionClosed(has_partial_frame()
                                    ? "recv on " + subject_ + ": the peer closed the connection in the middle of a message"
@@ -134,6 +194,8 @@ std::optional<std::span<const std::byte>> StreamChannel::recv(const sys::Deadlin
                                                               std::span<std::byte> direct) {
   if (buffer_.empty()) buffer_.resize(kBufferSize);
   while (!large_pending_) {
+    if (handle_next())
+      throw ProtocolError("recv on " + subject_ + ": a handle is next, not a message (take it with recv_handle)");
     const auto available = std::span<const std::byte>(buffer_).subspan(begin_, end_ - begin_);
     const ParsedHeader header = parse_frame_header(available);
     if (header.status == ParsedHeader::Status::Invalid) {
@@ -218,9 +280,10 @@ std::vector<std::byte> StreamChannel::take_payload(std::span<const std::byte> pa
 void StreamChannel::update_buffered_flag() noexcept {
   const auto available = std::span<const std::byte>(buffer_).subspan(begin_, end_ - begin_);
   const ParsedHeader header = parse_frame_header(available);
-  const bool whole = header.status != ParsedHeader::Status::NeedMore &&
-                     (header.status == ParsedHeader::Status::Invalid ||
-                      header.payload_size <= available.size() - header.header_size);
+  const bool whole = (header.status != ParsedHeader::Status::NeedMore &&
+                      (header.status == ParsedHeader::Status::Invalid ||
+                       header.payload_size <= available.size() - header.header_size)) ||
+                     handle_next();
   buffered_frame_.store(whole, std::memory_order_release);
 }
 

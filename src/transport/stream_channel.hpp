@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -49,6 +50,7 @@ class StreamChannel {
   int fd() const noexcept { return fd_.get(); }
   bool is_socket() const noexcept { return socket_; }
   const std::string& subject() const noexcept { return subject_; }
+  void set_subject(std::string subject) { subject_ = std::move(subject); }
   // Closes the fd; the channel is then unusable.
   void close() noexcept { fd_.reset(); }
 
@@ -68,7 +70,19 @@ class StreamChannel {
   // The payload recv() just returned, as an owned vector (moved, not copied, when large).
   std::vector<std::byte> take_payload(std::span<const std::byte> payload);
 
-  // A whole frame is already buffered (readable from any thread).
+  // Bytes already read from the fd by someone else (the handshake), to be taken first.
+  void preload(std::span<const std::byte> bytes);
+
+  // Passing fds over a Unix socket (docs/formats/framing.md, "Handles"): one byte, 0x01,
+  // carrying the fd. send_handle throws ValueError on a channel that is not a Unix
+  // socket. recv_handle blocks until the handle arrives; ProtocolError (nothing taken)
+  // when a message is next instead.
+  void send_handle(int fd);
+  sys::UniqueFd recv_handle();
+  // A handle is the next thing to take.
+  bool handle_next() noexcept { return !fds_.empty() && handle_is_next(); }
+
+  // A whole frame (or a handle) is already buffered (readable from any thread).
   bool has_buffered_frame() const noexcept { return buffered_frame_.load(std::memory_order_acquire); }
   // Some bytes are buffered but not yet a whole frame.
   bool has_partial_frame() const noexcept { return end_ > begin_ || large_filled_ > 0; }
@@ -77,9 +91,14 @@ class StreamChannel {
   // Reads once into the buffer's free space (or into `large_`). False on timeout.
   bool fill(std::span<std::byte> into, std::size_t& got, const sys::Deadline& deadline);
   void update_buffered_flag() noexcept;
+  // The stream offset of the first byte not yet taken (between frames).
+  std::uint64_t next_offset() const noexcept { return received_ - (end_ - begin_); }
+  // Closes fds that arrived with bytes already taken; whether a handle is next.
+  bool handle_is_next() noexcept;
 
   sys::UniqueFd fd_;
   bool socket_;
+  bool unix_socket_;  // reads take fds that arrive (recvmsg), so that none is lost
   std::string subject_;
 
   // Receive buffer: bytes [begin_, end_) are read but not yet returned.
@@ -92,6 +111,14 @@ class StreamChannel {
   std::size_t large_filled_ = 0;
   bool large_pending_ = false;
   std::atomic<bool> buffered_frame_{false};
+
+  // Fds received, each with the stream offset of the byte that carried it.
+  struct ReceivedFd {
+    std::uint64_t offset;
+    sys::UniqueFd fd;
+  };
+  std::deque<ReceivedFd> fds_;
+  std::uint64_t received_ = 0;  // bytes read from the fd so far
 };
 
 }  // namespace ipckit::transport
