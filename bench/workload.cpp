@@ -34,6 +34,7 @@ Registry all_workloads() {
   register_sync_workloads(registry);
   register_shm_workloads(registry);
   register_queue_workloads(registry);
+  register_connection_workloads(registry);
   return registry;
 }
 

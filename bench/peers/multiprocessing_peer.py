@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from multiprocessing.connection import Client, Listener
 
 READY = b"r"
 MAX_ITERATIONS = 10**9
@@ -402,6 +403,135 @@ def queue_ping_pong(n, size, settle=0.0):
     return elapsed
 
 
+# --- Listener and Client ----------------------------------------------------------------
+#
+# As on the C++ side (bench/connection_bench.cpp): multiprocessing.connection's Listener
+# and Client between this process and a child, the two on two different CPUs, the child
+# started and connected before the clock starts.
+
+CONNECTION_AUTHKEY = b"ipckit-bench-authkey"
+ACK = b"a"
+
+
+def _connection_echo(conn, n, address, cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    peer = Client(address)
+    conn.send_bytes(READY)
+    recv, send = peer.recv_bytes, peer.send_bytes
+    for _ in range(n):
+        send(recv())
+    peer.close()
+
+
+def connection_round_trip(n, size, family):
+    """Seconds for n round trips of size bytes between a Listener here (family AF_UNIX: a
+    socket file; AF_INET: 127.0.0.1, a free port) and a child that connects with Client
+    and echoes each message."""
+    parent_cpu, child_cpu = _two_cpus()
+    saved = os.sched_getaffinity(0)
+    listener = Listener(("127.0.0.1", 0) if family == "AF_INET" else None, family=family)
+    try:
+        conn, process = _with_child(_connection_echo, n, listener.address, child_cpu)
+        peer = listener.accept()
+    finally:
+        listener.close()
+    if parent_cpu is not None:
+        os.sched_setaffinity(0, {parent_cpu})
+    payload = bytes(size)
+    send, recv = peer.send_bytes, peer.recv_bytes
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            send(payload)
+            recv()
+        elapsed = time.perf_counter() - start
+    finally:
+        os.sched_setaffinity(0, saved)
+    peer.close()
+    _finish(conn, process)
+    return elapsed
+
+
+def _authenticating_listener(conn, n, cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    # backlog: Listener's default is 1, and a connect beyond the backlog has its SYN
+    # dropped and retried a second later; 128 keeps that out of the figure, which is then
+    # the handshake's (ipckit's Listener queues 4096 by default).
+    listener = Listener(("127.0.0.1", 0), backlog=128, authkey=CONNECTION_AUTHKEY)
+    conn.send_bytes(READY)
+    conn.send_bytes(str(listener.address[1]).encode())  # the port
+    accept = listener.accept
+    for _ in range(n):
+        accept().close()
+    listener.close()
+
+
+def connection_handshake(n):
+    """Seconds for n Client(address, authkey=...) and close() against a child whose
+    Listener has the same authkey and accepts and closes each connection: the connect and
+    both directions of the challenge-response."""
+    parent_cpu, child_cpu = _two_cpus()
+    saved = os.sched_getaffinity(0)
+    conn, process = _with_child(_authenticating_listener, n, child_cpu)
+    address = ("127.0.0.1", int(conn.recv_bytes()))
+    if parent_cpu is not None:
+        os.sched_setaffinity(0, {parent_cpu})
+    key = CONNECTION_AUTHKEY
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            Client(address, authkey=key).close()
+        elapsed = time.perf_counter() - start
+    finally:
+        os.sched_setaffinity(0, saved)
+    _finish(conn, process)
+    return elapsed
+
+
+def _connection_receiver(conn, n, address, size, cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    peer = Client(address)
+    conn.send_bytes(READY)
+    recv = peer.recv_bytes
+    for _ in range(n):
+        if len(recv()) != size:
+            raise RuntimeError("a message of the wrong size")
+    peer.send_bytes(ACK)
+    peer.close()
+
+
+def connection_stream(n, size):
+    """Seconds to send n messages of size bytes as fast as possible over a TCP connection
+    from a Listener here to a child that receives each with recv_bytes and then answers
+    with an ack: from the first send to the ack."""
+    parent_cpu, child_cpu = _two_cpus()
+    saved = os.sched_getaffinity(0)
+    listener = Listener(("127.0.0.1", 0))
+    try:
+        conn, process = _with_child(_connection_receiver, n, listener.address, size, child_cpu)
+        peer = listener.accept()
+    finally:
+        listener.close()
+    if parent_cpu is not None:
+        os.sched_setaffinity(0, {parent_cpu})
+    payload, send = bytes(size), peer.send_bytes
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            send(payload)
+        if peer.recv_bytes() != ACK:
+            raise RuntimeError("the child sent a bad ack")
+        elapsed = time.perf_counter() - start
+    finally:
+        os.sched_setaffinity(0, saved)
+    peer.close()
+    _finish(conn, process)
+    return elapsed
+
+
 def per_iteration_ns(n, seconds):
     return seconds / n * 1e9
 
@@ -448,6 +578,10 @@ WORKLOADS = {
     "queue.latency.64B": ("µs", True, lambda n: queue_ping_pong(n, 64), per_iteration_us),
     "queue.wake.64B": ("µs", True, lambda n: queue_ping_pong(n, 64, QUEUE_SETTLE), per_iteration_us),
     "queue.bandwidth.1MiB": ("MB/s", False, lambda n: queue_stream(n, MiB), megabytes_per_second(MiB)),
+    "connection.rtt.unix.64B": ("µs", True, lambda n: connection_round_trip(n, 64, "AF_UNIX"), per_iteration_us),
+    "connection.rtt.tcp.64B": ("µs", True, lambda n: connection_round_trip(n, 64, "AF_INET"), per_iteration_us),
+    "connection.handshake.tcp": ("µs", True, connection_handshake, per_iteration_us),
+    "connection.throughput.tcp.64B": ("msg/s", False, lambda n: connection_stream(n, 64), per_second),
 }
 
 
