@@ -75,10 +75,9 @@ struct ConnectionOptions {
 
 class Connection;
 namespace detail {
-// A connected socket as a Connection, with bytes the handshake already read from it;
-// `subject` names it in errors ("connection to tcp://127.0.0.1:5000").
-Connection adopt_socket(int fd, std::span<const std::byte> already_read, std::string subject,
-                        ConnectionOptions options);
+// A connected socket as a Connection; `subject` names it in errors ("connection to
+// tcp://127.0.0.1:5000").
+Connection adopt_socket(int fd, std::string subject, ConnectionOptions options);
 }  // namespace detail
 
 class Connection {
@@ -155,7 +154,7 @@ class Connection {
   std::unique_ptr<State> state_;
 
   friend std::pair<Connection, Connection> Pipe(bool duplex, ConnectionOptions options);
-  friend Connection detail::adopt_socket(int, std::span<const std::byte>, std::string, ConnectionOptions);
+  friend Connection detail::adopt_socket(int, std::string, ConnectionOptions);
 };
 
 // Two connected Connections. duplex: both send and receive. Otherwise the first only

@@ -359,11 +359,9 @@ int Connection::recv_handle() {
 
 namespace detail {
 
-Connection adopt_socket(int fd, std::span<const std::byte> already_read, std::string subject,
-                        ConnectionOptions options) {
+Connection adopt_socket(int fd, std::string subject, ConnectionOptions options) {
   Connection connection(fd, true, true, options);
   connection.state_->channel.set_subject(std::move(subject));
-  connection.state_->channel.preload(already_read);
   return connection;
 }
 

@@ -7,6 +7,7 @@
 // ready_now) takes the events under the listener's mutex, moves each handshake on with
 // non-blocking reads and writes, and queues the connections that complete. A peer that
 // stalls, sends garbage or the wrong MAC only ever costs the listener one short step.
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -18,14 +19,13 @@
 #include "sys/proc.hpp"
 #include "sys/socket.hpp"
 #include "transport/handshake.hpp"
+#include "transport/stream_channel.hpp"
 
 namespace ipckit {
 
 using std::chrono::nanoseconds;
 
 namespace {
-
-constexpr std::size_t kHandshakeReadSize = 4096;
 
 std::span<const std::byte> key_bytes(const std::string& key) { return std::as_bytes(std::span(key)); }
 
@@ -75,7 +75,6 @@ struct Listener::State {
   struct Ready {
     sys::UniqueFd fd;
     std::string peer;
-    std::vector<std::byte> already_read;
   };
   std::deque<Ready> ready;
   std::string last_accepted;
@@ -108,7 +107,7 @@ struct Listener::State {
 
   void admit(sys::AcceptedSocket accepted) {
     if (!authkey) {
-      ready.push_back({std::move(accepted.fd), std::move(accepted.peer), {}});
+      ready.push_back({std::move(accepted.fd), std::move(accepted.peer)});
       return;
     }
     sys::set_nonblocking(accepted.fd.get(), true, subject);
@@ -121,35 +120,31 @@ struct Listener::State {
     if (!flush_nowait(it->second.fd.get(), it->second.handshake)) reject(key, "it does not read");
   }
 
-  // Moves one handshake on with what its socket holds.
+  // Moves one handshake on with what its socket holds. It reads no further than the
+  // handshake: what follows (a message, a passed fd) is the connection's.
   void advance(std::uint64_t key) {
     auto it = pending.find(key);
     if (it == pending.end()) return;
     Pending& p = it->second;
-    std::byte buffer[kHandshakeReadSize];
-    for (;;) {
-      const auto r = sys::read_some_nowait(p.fd.get(), buffer, true);
+    std::byte buffer[transport::kMaxHandshakeMessage + transport::kLongHeaderSize];
+    while (!p.handshake.done()) {
+      const auto r = sys::read_some_nowait(p.fd.get(), std::span(buffer).first(std::min(sizeof buffer, p.handshake.wanted())), true);
       if (!r.ok()) {
         if (sys::is_would_block(r.error)) return;
         return reject(key, "its connection failed during the handshake: " + sys::error_text(r.error));
       }
       if (r.bytes == 0) return reject(key, "it hung up during the handshake");
-      std::size_t used = 0;
       try {
-        used = p.handshake.feed(std::span(buffer, r.bytes));
+        p.handshake.feed(std::span(buffer, r.bytes));
       } catch (const AuthenticationError& e) {
         return reject(key, e.what());
       }
       if (!flush_nowait(p.fd.get(), p.handshake)) return reject(key, "it does not read");
-      if (p.handshake.done()) {
-        epoll->remove(p.fd.get());
-        sys::set_nonblocking(p.fd.get(), false, subject);
-        ready.push_back({std::move(p.fd), std::move(p.peer),
-                         std::vector<std::byte>(buffer + used, buffer + r.bytes)});
-        pending.erase(it);
-        return;
-      }
     }
+    epoll->remove(p.fd.get());
+    sys::set_nonblocking(p.fd.get(), false, subject);
+    ready.push_back({std::move(p.fd), std::move(p.peer)});
+    pending.erase(it);
   }
 
   // Takes every event that is there, without blocking: new connections, handshake
@@ -207,7 +202,7 @@ struct Listener::State {
       tell_rejections(reasons);
       if (got) {
         const int fd = got->fd.release();
-        return detail::adopt_socket(fd, got->already_read, "connection from " + got->peer, options.connection);
+        return detail::adopt_socket(fd, "connection from " + got->peer, options.connection);
       }
       if (!sys::wait_readable(epoll_fd(), deadline)) return std::nullopt;
     }
@@ -285,11 +280,10 @@ Connection Client(std::string_view address, std::optional<std::string> authkey,
   const sys::SocketAddress parsed = sys::parse_address(address);
   sys::UniqueFd fd = sys::connect_to(parsed, deadline, address);
   const std::string subject = "connection to " + std::string(address);
-  std::vector<std::byte> already_read;
   if (authkey) {
     transport::Handshake handshake(transport::HandshakeRole::Answer, key_bytes(*authkey),
                                    "listener " + std::string(address));
-    std::byte buffer[kHandshakeReadSize];
+    std::byte buffer[transport::kMaxHandshakeMessage + transport::kLongHeaderSize];
     const auto send_output = [&] {
       while (!handshake.output().empty()) {
         const sys::ConstBytes part = handshake.output();
@@ -305,15 +299,18 @@ Connection Client(std::string_view address, std::optional<std::string> authkey,
     while (!handshake.done()) {
       send_output();
       if (handshake.done()) break;
+      // Our challenge went out with our answer; a listener that sends its verdict and its
+      // answer as two writes with Nagle's algorithm on (CPython's) holds the second until
+      // the first is acknowledged: acknowledge at once, not after the delayed-ACK timer.
+      sys::acknowledge_at_once(fd.get());
       if (!sys::wait_readable(fd.get(), deadline))
         throw TimeoutError("Client " + std::string(address) + ": the handshake did not finish in time");
-      const auto r = sys::read_some(fd.get(), buffer);
+      const auto r = sys::read_some(fd.get(), std::span(buffer).first(std::min(sizeof buffer, handshake.wanted())));
       if (!r.ok() && !sys::is_peer_gone(r.error)) sys::throw_os_error(r.error, "recv", subject);
       if (!r.ok() || r.bytes == 0)
         throw ConnectionClosed("Client " + std::string(address) + ": the listener closed the connection during the handshake");
-      std::size_t used = 0;
       try {
-        used = handshake.feed(std::span(buffer, r.bytes));
+        handshake.feed(std::span(buffer, r.bytes));
       } catch (const AuthenticationError&) {
         try {
           send_output();  // the #FAILURE# the listener is owed
@@ -321,10 +318,9 @@ Connection Client(std::string_view address, std::optional<std::string> authkey,
         }
         throw;
       }
-      already_read.insert(already_read.end(), buffer + used, buffer + r.bytes);
     }
   }
-  return detail::adopt_socket(fd.release(), already_read, subject, options);
+  return detail::adopt_socket(fd.release(), subject, options);
 }
 
 }  // namespace ipckit

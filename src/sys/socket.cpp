@@ -338,6 +338,11 @@ UniqueFd connect_to(const SocketAddress& address, const Deadline& deadline, std:
                                                   : connect_unix(address, deadline, text);
 }
 
+void acknowledge_at_once(int fd) noexcept {
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);  // EOPNOTSUPP on a Unix socket
+}
+
 bool is_unix_socket(int fd) noexcept {
   int domain = 0;
   socklen_t length = sizeof domain;

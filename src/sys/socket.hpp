@@ -65,6 +65,10 @@ std::optional<AcceptedSocket> accept_now(int listen_fd, std::string_view listene
 // TimeoutError (the deadline passed), OSError otherwise, each naming `text`.
 UniqueFd connect_to(const SocketAddress& address, const Deadline& deadline, std::string_view text);
 
+// TCP_QUICKACK: the next segments received are acknowledged at once rather than after
+// the delayed-ACK timer (the kernel turns it off again by itself). No-op on other sockets.
+void acknowledge_at_once(int fd) noexcept;
+
 // Whether `fd` is an AF_UNIX socket (can carry fds).
 bool is_unix_socket(int fd) noexcept;
 

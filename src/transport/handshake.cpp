@@ -148,6 +148,15 @@ void Handshake::fail(const std::string& why, bool tell_peer) {
   throw AuthenticationError("authentication with " + subject_ + " failed: " + why);
 }
 
+std::size_t Handshake::wanted() const noexcept {
+  if (stage_ == Stage::Done || stage_ == Stage::Failed) return 0;
+  const ParsedHeader header = parse_frame_header(in_);
+  const std::size_t want = header.status == ParsedHeader::Status::Ok
+                               ? header.header_size + static_cast<std::size_t>(std::min<std::uint64_t>(header.payload_size, kMaxHandshakeMessage))
+                               : header.header_size;
+  return want > in_.size() ? want - in_.size() : 1;
+}
+
 std::size_t Handshake::feed(std::span<const std::byte> bytes) {
   if (stage_ == Stage::Failed) throw AuthenticationError("authentication with " + subject_ + " already failed");
   std::size_t used = 0;

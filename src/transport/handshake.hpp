@@ -52,6 +52,10 @@ class Handshake {
   // before closing. Once failed, every call throws.
   std::size_t feed(std::span<const std::byte> bytes);
 
+  // How many bytes complete the header or the frame in progress: read no more than this,
+  // so that nothing past the handshake (a message, a passed fd) is taken from the socket.
+  std::size_t wanted() const noexcept;
+
   // Both directions are proven and everything this side must send has been sent.
   bool done() const noexcept { return stage_ == Stage::Done && output().empty(); }
 

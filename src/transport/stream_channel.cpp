@@ -57,17 +57,6 @@ StreamChannel::StreamChannel(sys::UniqueFd fd, std::string subject)
       unix_socket_(socket_ && sys::is_unix_socket(fd_.get())),
       subject_(std::move(subject)) {}
 
-void StreamChannel::preload(std::span<const std::byte> bytes) {
-  if (bytes.empty()) return;
-  if (buffer_.empty()) buffer_.resize(kBufferSize);
-  if (begin_ == end_) begin_ = end_ = 0;
-  if (buffer_.size() - end_ < bytes.size()) buffer_.resize(end_ + bytes.size());
-  std::memcpy(buffer_.data() + end_, bytes.data(), bytes.size());
-  end_ += bytes.size();
-  received_ += bytes.size();
-  update_buffered_flag();
-}
-
 bool StreamChannel::handle_is_next() noexcept {
   const std::uint64_t next = next_offset();
   // An fd whose byte was taken as part of a message came from a peer that broke the

@@ -70,9 +70,6 @@ class StreamChannel {
   // The payload recv() just returned, as an owned vector (moved, not copied, when large).
   std::vector<std::byte> take_payload(std::span<const std::byte> payload);
 
-  // Bytes already read from the fd by someone else (the handshake), to be taken first.
-  void preload(std::span<const std::byte> bytes);
-
   // Passing fds over a Unix socket (docs/formats/framing.md, "Handles"): one byte, 0x01,
   // carrying the fd. send_handle throws ValueError on a channel that is not a Unix
   // socket. recv_handle blocks until the handle arrives; ProtocolError (nothing taken)
