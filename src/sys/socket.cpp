@@ -369,8 +369,7 @@ IoResult send_fd(int socket, std::byte marker, int fd_to_send) noexcept {
   }
 }
 
-ReadWithFds read_some_with_fds(int fd, std::span<std::byte> into, std::vector<UniqueFd>& fds,
-                               bool nonblocking) noexcept {
+IoResult read_some_with_fds(int fd, std::span<std::byte> into, std::vector<UniqueFd>& fds) noexcept {
   alignas(cmsghdr) char control[CMSG_SPACE(kMaxFdsPerRead * sizeof(int))];
   iovec iov{into.data(), into.size()};
   msghdr msg{};
@@ -378,12 +377,11 @@ ReadWithFds read_some_with_fds(int fd, std::span<std::byte> into, std::vector<Un
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  const int flags = MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0);
   for (;;) {
-    const ssize_t n = ::recvmsg(fd, &msg, flags);
+    const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return {{0, errno}, false};
+      return {0, errno};
     }
     for (cmsghdr* h = CMSG_FIRSTHDR(&msg); h != nullptr; h = CMSG_NXTHDR(&msg, h)) {
       if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
@@ -394,7 +392,7 @@ ReadWithFds read_some_with_fds(int fd, std::span<std::byte> into, std::vector<Un
         fds.emplace_back(received);
       }
     }
-    return {{static_cast<std::size_t>(n), 0}, (msg.msg_flags & MSG_CTRUNC) != 0};
+    return {static_cast<std::size_t>(n), 0};
   }
 }
 

@@ -76,13 +76,8 @@ bool is_unix_socket(int fd) noexcept;
 IoResult send_fd(int socket, std::byte marker, int fd_to_send) noexcept;
 
 // recvmsg() into `into`, taking the fds that arrive with the bytes (MSG_CMSG_CLOEXEC)
-// into `fds`. `nonblocking`: MSG_DONTWAIT. Fds that do not fit the control buffer are
-// closed by the kernel and reported as `truncated`.
-struct ReadWithFds {
-  IoResult io;
-  bool truncated = false;
-};
-ReadWithFds read_some_with_fds(int fd, std::span<std::byte> into, std::vector<UniqueFd>& fds,
-                               bool nonblocking) noexcept;
+// into `fds`, EINTR retried. More fds than fit the control buffer (32) are closed by the
+// kernel.
+IoResult read_some_with_fds(int fd, std::span<std::byte> into, std::vector<UniqueFd>& fds) noexcept;
 
 }  // namespace ipckit::sys

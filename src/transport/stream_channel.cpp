@@ -152,7 +152,7 @@ bool StreamChannel::fill(std::span<std::byte> into, std::size_t& got, const sys:
     if (unix_socket_) {
       // The kernel ends a read after the byte that carries fds: they belong to its last byte.
       std::vector<sys::UniqueFd> fds;
-      r = sys::read_some_with_fds(fd_.get(), into, fds, false).io;
+      r = sys::read_some_with_fds(fd_.get(), into, fds);
       for (auto& fd : fds)
         if (r.ok() && r.bytes > 0 && fds_.size() < kMaxHeldFds) fds_.push_back({received_ + r.bytes - 1, std::move(fd)});
     } else {
