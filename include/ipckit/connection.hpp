@@ -224,9 +224,8 @@ class Listener {
   std::optional<Connection> accept(std::chrono::nanoseconds timeout);
 
   // Stops listening (idempotent), drops handshakes in progress and removes the socket
-  // file it created. Accepted connections stay open. Several threads may accept() and
-  // wait() on one listener at once, but close() (and the destructor) must not run while
-  // another thread is inside one of them: accept with a timeout and check closed().
+  // file it created. Accepted connections stay open. Threads blocked in accept() on it
+  // wake and throw ValueError; wait() reports it (and accept() then throws).
   void close();
   bool closed() const noexcept;
   // The address it listens at, with the port or abstract name filled in:

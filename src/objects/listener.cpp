@@ -8,6 +8,7 @@
 // non-blocking reads and writes, and queues the connections that complete. A peer that
 // stalls, sends garbage or the wrong MAC only ever costs the listener one short step.
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -57,8 +58,14 @@ struct Listener::State {
   ListenerOptions options;
   std::string subject;
 
+  std::atomic<bool> closed{false};
+
   // Everything below is guarded by `mutex`.
   std::mutex mutex;
+  // close() writes a byte here (never read), which keeps the epoll set readable: threads
+  // waiting in accept() or wait() wake and see `closed`.
+  sys::UniqueFd wake_read;
+  sys::UniqueFd wake_write;
   std::optional<sys::Epoll> epoll;
   std::optional<sys::Timer> timer;
   int owner = 0;  // the process whose epoll set this is (a forked child makes its own)
@@ -82,18 +89,39 @@ struct Listener::State {
 
   static constexpr std::uint64_t kListenKey = 0;
   static constexpr std::uint64_t kTimerKey = 1;
-  static constexpr std::uint64_t kFirstPendingKey = 2;
+  static constexpr std::uint64_t kWakeKey = 2;
+  static constexpr std::uint64_t kFirstPendingKey = 3;
 
-  // A new epoll set and timer for this process. After fork the parent's set is shared
-  // with the child (an epoll set belongs to its open file description), and the
+  // A new epoll set, timer and wake pipe for this process. After fork the parent's are
+  // shared with the child (an epoll set belongs to its open file description), and the
   // handshakes in progress are the parent's: the child drops its copies of them.
   void reset_events() {
     pending.clear();
     epoll.emplace(subject);
     timer.emplace(subject);
-    epoll->add(socket.fd.get(), kListenKey);
+    auto [read_end, write_end] = sys::make_pipe(subject, true);
+    wake_read = std::move(read_end);
+    wake_write = std::move(write_end);
+    if (socket.fd) epoll->add(socket.fd.get(), kListenKey);
     epoll->add(timer->fd(), kTimerKey);
+    epoll->add(wake_read.get(), kWakeKey);
     owner = sys::current_pid();
+  }
+
+  // Stops listening; threads in accept() wake and throw, wait() reports the listener.
+  void shut_down() {
+    std::lock_guard lock(mutex);
+    if (closed.exchange(true)) return;
+    if (owner != sys::current_pid()) reset_events();  // leave the parent's set alone
+    pending.clear();
+    ready.clear();
+    epoll->remove(socket.fd.get());
+    socket.fd.reset();
+    sys::remove_socket_file(socket);
+    socket.path.clear();
+    const std::byte wake{1};
+    const sys::ConstBytes part(&wake, 1);
+    sys::write_some(wake_write.get(), std::span(&part, 1), false);
   }
 
   void reject(std::uint64_t key, const std::string& why) {
@@ -150,6 +178,7 @@ struct Listener::State {
   // Takes every event that is there, without blocking: new connections, handshake
   // messages, expired handshakes.
   void step() {
+    if (closed) return;
     if (owner != sys::current_pid()) reset_events();
     std::uint64_t keys[64];
     for (;;) {
@@ -157,7 +186,7 @@ struct Listener::State {
       for (std::size_t i = 0; i < n; ++i) {
         if (keys[i] == kListenKey) {
           while (auto accepted = sys::accept_now(socket.fd.get(), subject)) admit(std::move(*accepted));
-        } else if (keys[i] != kTimerKey) {
+        } else if (keys[i] >= kFirstPendingKey) {
           advance(keys[i]);
         }
       }
@@ -195,6 +224,7 @@ struct Listener::State {
       std::vector<std::string> reasons;
       {
         std::lock_guard lock(mutex);
+        if (closed) throw ValueError("accept on " + subject + ": the listener is closed");
         step();
         got = take_ready();
         reasons.swap(rejected);
@@ -228,20 +258,22 @@ Listener& Listener::operator=(Listener&&) noexcept = default;
 Listener::~Listener() = default;
 
 Connection Listener::accept() {
-  if (!state_) throw ValueError("accept on a closed listener");
+  if (closed()) throw ValueError("accept on a closed listener");
   return *state_->accept(sys::Deadline::never());
 }
 
 std::optional<Connection> Listener::accept(nanoseconds timeout) {
-  if (!state_) throw ValueError("accept on a closed listener");
+  if (closed()) throw ValueError("accept on a closed listener");
   return state_->accept(sys::Deadline::after(timeout));
 }
 
-void Listener::close() { state_.reset(); }
-bool Listener::closed() const noexcept { return !state_; }
+void Listener::close() {
+  if (state_) state_->shut_down();
+}
+bool Listener::closed() const noexcept { return !state_ || state_->closed; }
 
 const std::string& Listener::address() const {
-  if (!state_) throw ValueError("address of a closed listener");
+  if (closed()) throw ValueError("address of a closed listener");
   return state_->socket.address;
 }
 
@@ -252,7 +284,7 @@ std::string Listener::last_accepted() const {
 }
 
 int Listener::fileno() const {
-  if (!state_) throw ValueError("fileno of a closed listener");
+  if (closed()) throw ValueError("fileno of a closed listener");
   return state_->epoll_fd();
 }
 
@@ -265,7 +297,7 @@ WaitHandle Listener::wait_handle() const {
                       {
                         std::lock_guard lock(s.mutex);
                         s.step();
-                        any = !s.ready.empty();
+                        any = s.closed || !s.ready.empty();  // closed: accept() says so
                         reasons.swap(s.rejected);
                       }
                       s.tell_rejections(reasons);

@@ -392,6 +392,40 @@ TEST_F(ListenerTest, ClientTimeoutCoversTheHandshake) {
   EXPECT_THROW(ipckit::Client(listener.address(), kKey, 200ms), ipckit::TimeoutError);
 }
 
+// close() from another thread wakes a thread blocked in accept() (ValueError) and one in
+// wait() (which reports the listener), and stops listening at once.
+TEST_F(ListenerTest, CloseWakesThreadsBlockedInAcceptAndWait) {
+  const std::string path = socket_path();
+  ipckit::Listener listener("unix://" + path, kKey);
+  std::atomic<int> woken{0};
+  std::atomic<int> accepting_tid{0};
+  std::atomic<int> waiting_tid{0};
+  std::thread accepting([&] {
+    accepting_tid = static_cast<int>(::gettid());
+    try {
+      listener.accept();
+    } catch (const ipckit::ValueError&) {
+      ++woken;
+    }
+  });
+  std::thread waiting([&] {
+    waiting_tid = static_cast<int>(::gettid());
+    if (ipckit::wait({listener}).size() == 1) ++woken;
+  });
+  // Both threads block (nothing else would wake them), then close() must.
+  while (accepting_tid == 0 || waiting_tid == 0) std::this_thread::yield();
+  ipckit::test::wait_until_sleeping(accepting_tid);
+  ipckit::test::wait_until_sleeping(waiting_tid);
+  listener.close();
+  accepting.join();
+  waiting.join();
+  EXPECT_EQ(woken, 2);
+  EXPECT_TRUE(listener.closed());
+  EXPECT_FALSE(file_exists(path));
+  EXPECT_THROW(ipckit::Client("unix://" + path), ipckit::FileNotFoundError);
+  EXPECT_THROW(listener.accept(0s), ipckit::ValueError);
+}
+
 TEST_F(ListenerTest, ClosedListener) {
   ipckit::Listener listener;
   EXPECT_TRUE(listener.closed());
