@@ -300,6 +300,7 @@ bool Connection::poll(std::optional<nanoseconds> timeout) {
     }
   }
   if (s.channel.has_buffered_frame()) return true;
+  s.channel.before_waiting();
   return sys::wait_readable(s.channel.fd(), sys::Deadline::within(timeout));
 }
 

@@ -207,7 +207,6 @@ UniqueFd connect_tcp(const SocketAddress& address, const Deadline& deadline, std
       continue;
     }
     set_nonblocking(fd.get(), false, text);
-    set_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)", text);
     return fd;
   }
   throw_connect_error(last_error, text);
@@ -306,11 +305,7 @@ std::optional<AcceptedSocket> accept_now(int listen_fd, std::string_view listene
     sockaddr_storage storage{};
     socklen_t length = sizeof storage;
     UniqueFd fd(::accept4(listen_fd, reinterpret_cast<sockaddr*>(&storage), &length, SOCK_CLOEXEC));
-    if (fd) {
-      if (storage.ss_family == AF_INET || storage.ss_family == AF_INET6)
-        set_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)", listener);
-      return AcceptedSocket{std::move(fd), format_address(storage, length)};
-    }
+    if (fd) return AcceptedSocket{std::move(fd), format_address(storage, length)};
     switch (errno) {
       case EINTR:
         continue;
@@ -341,6 +336,21 @@ UniqueFd connect_to(const SocketAddress& address, const Deadline& deadline, std:
 void acknowledge_at_once(int fd) noexcept {
   const int on = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);  // EOPNOTSUPP on a Unix socket
+}
+
+void before_waiting_for_input(int fd) noexcept {
+  int on = 1;
+  int off = 0;
+  // Setting TCP_NODELAY sends what Nagle's algorithm holds back; then it goes back on.
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0) return;  // not TCP
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof off);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}
+
+bool is_tcp_socket(int fd) noexcept {
+  int domain = 0;
+  socklen_t length = sizeof domain;
+  return ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 && (domain == AF_INET || domain == AF_INET6);
 }
 
 bool is_unix_socket(int fd) noexcept {

@@ -53,14 +53,14 @@ ListeningSocket listen_at(const SocketAddress& address, int backlog, std::string
 void remove_socket_file(const ListeningSocket& socket) noexcept;
 
 struct AcceptedSocket {
-  UniqueFd fd;       // blocking, TCP_NODELAY on TCP
+  UniqueFd fd;       // blocking
   std::string peer;  // "tcp://127.0.0.1:51234", "unix:" for an unnamed peer
 };
 // One accept4 on a non-blocking listening socket; nullopt when nothing is waiting (or the
 // connection was aborted before we took it). Throws OSError for anything else (EMFILE).
 std::optional<AcceptedSocket> accept_now(int listen_fd, std::string_view listener);
 
-// A connected stream socket (blocking, TCP_NODELAY on TCP). Throws
+// A connected stream socket (blocking). Throws
 // ConnectionRefusedError (nothing listens), FileNotFoundError (no socket file),
 // TimeoutError (the deadline passed), OSError otherwise, each naming `text`.
 UniqueFd connect_to(const SocketAddress& address, const Deadline& deadline, std::string_view text);
@@ -68,6 +68,12 @@ UniqueFd connect_to(const SocketAddress& address, const Deadline& deadline, std:
 // TCP_QUICKACK: the next segments received are acknowledged at once rather than after
 // the delayed-ACK timer (the kernel turns it off again by itself). No-op on other sockets.
 void acknowledge_at_once(int fd) noexcept;
+
+// Before a TCP socket's owner blocks for input: sends at once what Nagle's algorithm
+// holds back, and asks for the next segments to be acknowledged at once, so that neither
+// side's small messages wait for a delayed ACK. No-op on other fds.
+void before_waiting_for_input(int fd) noexcept;
+bool is_tcp_socket(int fd) noexcept;
 
 // Whether `fd` is an AF_UNIX socket (can carry fds).
 bool is_unix_socket(int fd) noexcept;

@@ -55,7 +55,12 @@ StreamChannel::StreamChannel(sys::UniqueFd fd, std::string subject)
     : fd_(std::move(fd)),
       socket_(sys::is_socket(fd_.get())),
       unix_socket_(socket_ && sys::is_unix_socket(fd_.get())),
+      tcp_(socket_ && !unix_socket_ && sys::is_tcp_socket(fd_.get())),
       subject_(std::move(subject)) {}
+
+void StreamChannel::before_waiting() const noexcept {
+  if (tcp_) sys::before_waiting_for_input(fd_.get());
+}
 
 bool StreamChannel::handle_is_next() noexcept {
   const std::uint64_t next = next_offset();
@@ -146,6 +151,7 @@ void StreamChannel::send(std::span<const sys::ConstBytes> parts) {
 
 bool StreamChannel::fill(std::span<std::byte> into, std::size_t& got, const sys::Deadline& deadline) {
   constexpr std::size_t kMaxHeldFds = 64;  // beyond this, a peer is flooding us with fds
+  before_waiting();
   for (;;) {
     if (!deadline.is_never() && !sys::wait_readable(fd_.get(), deadline)) return false;
     sys::IoResult r;

@@ -76,6 +76,9 @@ class StreamChannel {
   // when a message is next instead.
   void send_handle(int fd);
   sys::UniqueFd recv_handle();
+  // Before the owner blocks for input on this channel (a TCP socket's pending output goes).
+  void before_waiting() const noexcept;
+
   // A handle is the next thing to take.
   bool handle_next() noexcept { return !fds_.empty() && handle_is_next(); }
 
@@ -96,6 +99,7 @@ class StreamChannel {
   sys::UniqueFd fd_;
   bool socket_;
   bool unix_socket_;  // reads take fds that arrive (recvmsg), so that none is lost
+  bool tcp_;          // Nagle's algorithm is on: flush before blocking (sys::before_waiting_for_input)
   std::string subject_;
 
   // Receive buffer: bytes [begin_, end_) are read but not yet returned.
