@@ -2,7 +2,7 @@
 // over TCP loopback, the authenticated handshake, and the message rate over TCP.
 //
 // The floors are the bare sockets any implementation needs: socket(), bind(), listen(),
-// accept(), connect() (TCP_NODELAY on TCP, as ipckit sets it), and the same 4-byte
+// accept(), connect() (Nagle's algorithm left on, as ipckit leaves it), and the same 4-byte
 // big-endian length frames (docs/formats/framing.md) written with one write() per
 // message and read back. Python's sides are in peers/multiprocessing_peer.py under the
 // same workload names (multiprocessing.connection's Listener and Client).
@@ -10,7 +10,6 @@
 // The two processes of every run are put on two CPUs (TwoCpus). The child is started and
 // connected before the clock starts.
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -110,16 +109,11 @@ class Fd {
   int fd_ = -1;
 };
 
-void set_nodelay(int fd) {
-  const int on = 1;
-  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0) throw_errno("setsockopt(TCP_NODELAY)");
-}
-
 // A bare listening socket: a socket file (removed again when done) or 127.0.0.1 on a port
 // the kernel picks. Made before the fork, so the child knows its address.
 class FloorListener {
  public:
-  explicit FloorListener(Transport transport) : transport_(transport) {
+  explicit FloorListener(Transport transport) {
     std::memset(&address_, 0, sizeof address_);
     if (transport == Transport::Unix) {
       path_ = socket_path();
@@ -153,7 +147,6 @@ class FloorListener {
       fd = Fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     } while (fd.get() < 0 && errno == EINTR);
     if (fd.get() < 0) throw_errno("accept4");
-    if (transport_ == Transport::Tcp) set_nodelay(fd.get());
     return fd;
   }
 
@@ -161,7 +154,6 @@ class FloorListener {
     Fd fd(socket(address_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) throw_errno("socket");
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address_), length_) != 0) throw_errno("connect");
-    if (transport_ == Transport::Tcp) set_nodelay(fd.get());
     return fd;
   }
 
@@ -173,7 +165,6 @@ class FloorListener {
   }
 
  private:
-  Transport transport_;
   Fd fd_;
   sockaddr_storage address_;
   socklen_t length_ = 0;
