@@ -188,4 +188,28 @@ std::size_t poll_readable(std::span<PollItem> items, const Deadline& deadline) {
   }
 }
 
+std::size_t poll_events(std::span<PollEvent> items, const Deadline& deadline) {
+  std::vector<pollfd> fds(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    fds[i] = {items[i].fd, static_cast<short>(items[i].write ? POLLOUT : POLLIN), 0};
+    items[i].ready = false;
+  }
+  for (;;) {
+    timespec storage{};
+    const int n = ::ppoll(fds.data(), fds.size(), remaining_timespec(deadline, storage), nullptr);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_last_error("ppoll", std::to_string(items.size()) + " fds");
+    }
+    std::size_t ready = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (fds[i].revents != 0) {
+        items[i].ready = true;
+        ++ready;
+      }
+    }
+    if (ready > 0 || deadline.expired()) return ready;
+  }
+}
+
 }  // namespace ipckit::sys

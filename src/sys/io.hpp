@@ -51,4 +51,14 @@ struct PollItem {
 // marks those ready and returns how many. Items with fd < 0 are skipped.
 std::size_t poll_readable(std::span<PollItem> items, const Deadline& deadline);
 
+// Waits until at least one item is ready for what it asks (readable or writable; hung
+// up and in error count as ready) or the deadline passes; marks those ready and returns
+// how many. Items with fd < 0 are skipped.
+struct PollEvent {
+  int fd = -1;
+  bool write = false;  // false: wait for readable
+  bool ready = false;
+};
+std::size_t poll_events(std::span<PollEvent> items, const Deadline& deadline);
+
 }  // namespace ipckit::sys

@@ -105,6 +105,10 @@ bool set_parent_death_signal(int signal, int expected_parent) noexcept {
   return ::getppid() == expected_parent;
 }
 
+void signal_process_group(int pgid, int signal) noexcept {
+  if (pgid > 1) ::kill(-pgid, signal);
+}
+
 std::optional<std::uint64_t> process_start_time(int pid) noexcept {
   char path[32];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);

@@ -38,6 +38,8 @@ void signal_pidfd(int pidfd, int signal, std::string_view subject);
 
 // kill(2), for a child that has no pidfd yet (it cannot be reaped behind our back).
 void signal_pid(int pid, int signal) noexcept;
+// kill(-pgid): every process of the group. A group with no process left is not an error.
+void signal_process_group(int pgid, int signal) noexcept;
 
 // Asks the kernel to send `signal` to this process when the thread that forked it exits.
 // Returns false if the parent `expected_parent` is already gone.
