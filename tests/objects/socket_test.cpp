@@ -236,14 +236,21 @@ TEST_F(SocketTest, PeerKilledWithSigkill) {
         conn.sendall("ready");
         for (;;) ::pause();  // until killed
       });
-      auto conn = server.accept();
-      EXPECT_EQ(text(recv_exactly(conn, 5)), "ready");
+      // Timed calls, so that a peer that never comes fails here instead of hanging.
+      auto accepted = server.accept(20s);
+      ASSERT_TRUE(accepted.has_value()) << "the peer did not connect";
+      auto& conn = *accepted;
+      const auto ready = conn.recv(5, 20s);
+      ASSERT_TRUE(ready.has_value()) << "the peer sent nothing";
+      EXPECT_EQ(text(*ready), "ready");  // 5 bytes in one send: they arrive together
       if (unread) conn.sendall("never read");
       peer->kill();
       peer->join();
       EXPECT_EQ(peer->exitcode(), -SIGKILL);
       try {
-        EXPECT_TRUE(conn.recv().empty());
+        const auto end = conn.recv(65536, 20s);
+        ASSERT_TRUE(end.has_value()) << "no end of stream after the peer was killed";
+        EXPECT_TRUE(end->empty());
       } catch (const ipckit::ConnectionClosed&) {
       }
       const ipckit::Bytes chunk(65536);
