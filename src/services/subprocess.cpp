@@ -210,7 +210,9 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input, s
   State& s = state("communicate");
   std::lock_guard lock(s.mutex);
   const sys::Deadline deadline = sys::Deadline::within(timeout);
-  if (!input.empty() && !s.in) throw ValueError("communicate: input given but the child's stdin is not a PIPE");
+  // (After a timeout the input may all be out already, and stdin closed.)
+  if (!s.in && s.input_sent < input.size())
+    throw ValueError("communicate: input given but the child's stdin is not a PIPE");
   for (auto* fd : {&s.in, &s.out, &s.err})
     if (*fd) sys::set_nonblocking(fd->get(), true, s.subject());
   if (s.in && s.input_sent >= input.size()) s.in.reset();  // nothing (more) to write: end of input

@@ -472,6 +472,20 @@ TEST_F(SubprocessTest, CommunicateTimeoutThenTheRest) {
   EXPECT_EQ(p.returncode(), 0);
 }
 
+// The input went out and stdin was closed before the timeout: calling again with the same
+// input is no error, and the output comes whole.
+TEST_F(SubprocessTest, CommunicateAgainAfterAllInputWentOut) {
+  auto [gate, gate_writer] = make_pipe();
+  sp::Popen p({"cat; read word </proc/self/fd/$1; echo \"$word\"", "sh", std::to_string(gate.get())},
+              {.in = PIPE, .out = PIPE, .shell = true, .pass_fds = {gate.get()}});
+  gate.reset();
+  EXPECT_THROW(p.communicate("input\n", 50ms), sp::TimeoutExpired);  // the child waits at the gate
+  write_all(gate_writer.get(), "done\n");
+  auto [out, err] = p.communicate("input\n");
+  EXPECT_EQ(out, "input\ndone\n");
+  EXPECT_EQ(p.returncode(), 0);
+}
+
 // A timeout while input is still being written (the child takes one block, then stops
 // reading until the gate opens): called again with the same input, communicate() sends
 // the rest, not the whole again, and returns all the output.
