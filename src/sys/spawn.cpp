@@ -37,6 +37,23 @@ std::vector<char*> pointers(const std::vector<std::string>& strings) {
   return out;
 }
 
+// `program` looked up in the PATH of `env` (its default when unset, as execvp's);
+// empty when no directory has it executable.
+std::string find_in_path(const std::string& program, const std::vector<std::string>& env) {
+  std::string dirs = "/bin:/usr/bin";
+  for (const auto& entry : env)
+    if (entry.starts_with("PATH=")) dirs = entry.substr(5);
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = dirs.find(':', start);
+    std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (end == std::string::npos) return {};
+    start = end + 1;
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> environment() {
@@ -111,8 +128,14 @@ Spawned spawn(const SpawnRequest& request) {
 
   pid_t pid = -1;
   const bool search = program.find('/') == std::string::npos;
-  const int rc = search ? ::posix_spawnp(&pid, program.c_str(), fa, &attributes.value, argv.data(), env)
-                        : ::posix_spawn(&pid, program.c_str(), fa, &attributes.value, argv.data(), env);
+  // posix_spawnp searches this process's PATH; with an environment of its own, the
+  // child's PATH decides, as for Python's subprocess.
+  std::string path = program;
+  if (search && request.env) path = find_in_path(program, *request.env);
+  const int rc = search && !request.env
+                     ? ::posix_spawnp(&pid, program.c_str(), fa, &attributes.value, argv.data(), env)
+                     : path.empty() ? ENOENT
+                                    : ::posix_spawn(&pid, path.c_str(), fa, &attributes.value, argv.data(), env);
   if (rc != 0) {
     const std::error_code code(rc, std::generic_category());
     const std::string subject = "'" + program + "'" + (request.cwd.empty() ? "" : " in " + request.cwd);

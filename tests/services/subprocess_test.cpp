@@ -342,6 +342,14 @@ TEST_F(SubprocessTest, CwdIsTheChildsWorkingDirectory) {
   EXPECT_NE(sp::run({"pwd"}, {.capture_output = true}).out, r.out);
 }
 
+// With an environment of its own, the program is looked up in the child's PATH.
+TEST_F(SubprocessTest, TheChildsPathFindsTheProgram) {
+  const std::map<std::string, std::string> only_nonexistent{{"PATH", "/nonexistent"}};
+  EXPECT_THROW(sp::run({"ls"}, {.env = only_nonexistent}), ipckit::FileNotFoundError);
+  const std::map<std::string, std::string> usr_bin{{"PATH", "/nonexistent:/usr/bin"}};
+  EXPECT_EQ(sp::run({"printenv", "PATH"}, {.capture_output = true, .env = usr_bin}).out, "/nonexistent:/usr/bin\n");
+}
+
 TEST_F(SubprocessTest, EnvReplacesTheEnvironment) {
   const auto r = sp::run({"/usr/bin/env"}, {.capture_output = true, .env = Env{{"A", "1"}, {"B", "two words"}}});
   EXPECT_EQ(r.out, "A=1\nB=two words\n");
