@@ -35,6 +35,7 @@ Registry all_workloads() {
   register_shm_workloads(registry);
   register_queue_workloads(registry);
   register_connection_workloads(registry);
+  register_subprocess_workloads(registry);
   return registry;
 }
 

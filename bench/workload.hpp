@@ -74,6 +74,7 @@ void register_sync_workloads(Registry& registry);
 void register_shm_workloads(Registry& registry);
 void register_queue_workloads(Registry& registry);
 void register_connection_workloads(Registry& registry);
+void register_subprocess_workloads(Registry& registry);
 
 // Every workload, from the functions above (the one list to extend).
 Registry all_workloads();

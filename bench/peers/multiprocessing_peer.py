@@ -532,6 +532,37 @@ def connection_stream(n, size):
     return elapsed
 
 
+# --- subprocess -------------------------------------------------------------------------
+#
+# As on the C++ side (bench/subprocess_bench.cpp): every iteration starts a program.
+
+def subprocess_run_true(n):
+    """Seconds for n subprocess.run(['/bin/true'])."""
+    import subprocess
+    run, args = subprocess.run, ["/bin/true"]
+    start = time.perf_counter()
+    for _ in range(n):
+        completed = run(args)
+    elapsed = time.perf_counter() - start
+    if completed.returncode != 0:
+        raise RuntimeError(f"/bin/true exited with {completed.returncode}")
+    return elapsed
+
+
+def subprocess_communicate(n, size):
+    """Seconds for n Popen(['cat'], stdin=PIPE, stdout=PIPE).communicate(data) of size
+    bytes, all read back."""
+    import subprocess
+    Popen, PIPE, args, data = subprocess.Popen, subprocess.PIPE, ["cat"], bytes(size)
+    start = time.perf_counter()
+    for _ in range(n):
+        process = Popen(args, stdin=PIPE, stdout=PIPE)
+        out, _ = process.communicate(data)
+        if len(out) != size or process.returncode != 0:
+            raise RuntimeError(f"cat gave back {len(out)} bytes, exit status {process.returncode}")
+    return time.perf_counter() - start
+
+
 def per_iteration_ns(n, seconds):
     return seconds / n * 1e9
 
@@ -582,6 +613,9 @@ WORKLOADS = {
     "connection.rtt.tcp.64B": ("µs", True, lambda n: connection_round_trip(n, 64, "AF_INET"), per_iteration_us),
     "connection.handshake.tcp": ("µs", True, connection_handshake, per_iteration_us),
     "connection.throughput.tcp.64B": ("msg/s", False, lambda n: connection_stream(n, 64), per_second),
+    "subprocess.run.true": ("µs", True, subprocess_run_true, per_iteration_us),
+    "subprocess.communicate.64MiB": ("MB/s", False, lambda n: subprocess_communicate(n, 64 * MiB),
+                                     megabytes_per_second(64 * MiB)),
 }
 
 
