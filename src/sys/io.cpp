@@ -162,54 +162,40 @@ bool wait_writable(int fd, const Deadline& deadline) {
   }
 }
 
-std::size_t poll_readable(std::span<PollItem> items, const Deadline& deadline) {
-  std::vector<pollfd> fds(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    fds[i] = {items[i].fd, POLLIN, 0};  // a negative fd is ignored by poll
-    items[i].ready = false;
-  }
+namespace {
+
+// ppoll() until at least one fd has events (for POLLIN that includes hang-up, error and
+// POLLNVAL: a closed fd counts, so that the caller's next call reports it) or the
+// deadline passes; a coarse timer that fires early is waited out. Returns how many.
+std::size_t ppoll_until(std::span<pollfd> fds, const Deadline& deadline) {
   for (;;) {
     timespec storage{};
     const int n = ::ppoll(fds.data(), fds.size(), remaining_timespec(deadline, storage), nullptr);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw_last_error("ppoll", std::to_string(items.size()) + " fds");
+      throw_last_error("ppoll", std::to_string(fds.size()) + " fds");
     }
-    std::size_t ready = 0;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      // POLLNVAL (a closed fd) counts as ready so that the caller's next call reports it.
-      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
-        items[i].ready = true;
-        ++ready;
-      }
-    }
-    if (ready > 0 || deadline.expired()) return ready;
-    // n == 0 before the deadline: a coarse timer fired early; wait again for what remains.
+    if (n > 0 || deadline.expired()) return static_cast<std::size_t>(n);
   }
+}
+
+}  // namespace
+
+std::size_t poll_readable(std::span<PollItem> items, const Deadline& deadline) {
+  std::vector<pollfd> fds(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) fds[i] = {items[i].fd, POLLIN, 0};  // fd < 0: ignored
+  const std::size_t ready = ppoll_until(fds, deadline);
+  for (std::size_t i = 0; i < items.size(); ++i) items[i].ready = fds[i].revents != 0;
+  return ready;
 }
 
 std::size_t poll_events(std::span<PollEvent> items, const Deadline& deadline) {
   std::vector<pollfd> fds(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
+  for (std::size_t i = 0; i < items.size(); ++i)
     fds[i] = {items[i].fd, static_cast<short>(items[i].write ? POLLOUT : POLLIN), 0};
-    items[i].ready = false;
-  }
-  for (;;) {
-    timespec storage{};
-    const int n = ::ppoll(fds.data(), fds.size(), remaining_timespec(deadline, storage), nullptr);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_last_error("ppoll", std::to_string(items.size()) + " fds");
-    }
-    std::size_t ready = 0;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      if (fds[i].revents != 0) {
-        items[i].ready = true;
-        ++ready;
-      }
-    }
-    if (ready > 0 || deadline.expired()) return ready;
-  }
+  const std::size_t ready = ppoll_until(fds, deadline);
+  for (std::size_t i = 0; i < items.size(); ++i) items[i].ready = fds[i].revents != 0;
+  return ready;
 }
 
 }  // namespace ipckit::sys
